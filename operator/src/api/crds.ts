@@ -1,0 +1,98 @@
+// Builds the two CustomResourceDefinitions from the typebox schema source (pure; no I/O).
+import { GROUP, VERSION, SafekeeperSpec, SafekeeperStatus, TenantSpec, TenantStatus } from './schema.js';
+import type { TSchema } from '@sinclair/typebox';
+
+export interface CustomResourceDefinition {
+  apiVersion: 'apiextensions.k8s.io/v1';
+  kind: 'CustomResourceDefinition';
+  metadata: { name: string; labels?: Record<string, string> };
+  spec: {
+    group: string;
+    names: { kind: string; listKind: string; plural: string; singular: string; shortNames: string[]; categories: string[] };
+    scope: 'Namespaced';
+    versions: Array<{
+      name: string;
+      served: boolean;
+      storage: boolean;
+      schema: { openAPIV3Schema: Record<string, unknown> };
+      subresources: { status: Record<string, never> };
+      additionalPrinterColumns: Array<{ name: string; type: string; jsonPath: string; description?: string; priority?: number }>;
+    }>;
+  };
+}
+
+/** typebox schemas carry symbol keys; a JSON round trip leaves the plain JSON Schema. */
+function plain(schema: TSchema): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
+}
+
+function rootSchema(description: string, spec: TSchema, status: TSchema): Record<string, unknown> {
+  return {
+    type: 'object',
+    description,
+    properties: {
+      apiVersion: { type: 'string' },
+      kind: { type: 'string' },
+      metadata: { type: 'object' },
+      spec: plain(spec),
+      status: plain(status),
+    },
+    required: ['spec'],
+  };
+}
+
+function crd(
+  kind: string,
+  plural: string,
+  shortNames: string[],
+  description: string,
+  spec: TSchema,
+  status: TSchema,
+  columns: CustomResourceDefinition['spec']['versions'][number]['additionalPrinterColumns'],
+): CustomResourceDefinition {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.${GROUP}`, labels: { 'app.kubernetes.io/part-of': 'walkeeper' } },
+    spec: {
+      group: GROUP,
+      names: { kind, listKind: `${kind}List`, plural, singular: kind.toLowerCase(), shortNames, categories: ['walkeeper'] },
+      scope: 'Namespaced',
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: rootSchema(description, spec, status) },
+          subresources: { status: {} },
+          additionalPrinterColumns: columns,
+        },
+      ],
+    },
+  };
+}
+
+export function safekeeperCrd(): CustomResourceDefinition {
+  return crd('Safekeeper', 'safekeepers', ['sk'], 'A quorum-replicated cluster of walkeeper safekeepers.', SafekeeperSpec, SafekeeperStatus, [
+    { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas' },
+    { name: 'Ready', type: 'integer', jsonPath: '.status.readyReplicas' },
+    { name: 'Quorum', type: 'string', jsonPath: '.status.quorum.status', description: 'Healthy, Degraded (majority up) or Lost' },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ]);
+}
+
+export function tenantCrd(): CustomResourceDefinition {
+  return crd('Tenant', 'tenants', ['wkt'], 'A walkeeper tenant: its timeline on a Safekeeper cluster and its PostgreSQL compute.', TenantSpec, TenantStatus, [
+    { name: 'Tenant ID', type: 'string', jsonPath: '.status.tenantId' },
+    { name: 'Safekeeper', type: 'string', jsonPath: '.spec.safekeeperRef.name' },
+    { name: 'Quorum', type: 'string', jsonPath: '.status.conditions[?(@.type=="QuorumHealthy")].status' },
+    { name: 'Commit LSN', type: 'string', jsonPath: '.status.commitLsn' },
+    { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ]);
+}
+
+export const CRD_FILES: Record<string, () => CustomResourceDefinition> = {
+  'safekeepers.walkeeper.io.yaml': safekeeperCrd,
+  'tenants.walkeeper.io.yaml': tenantCrd,
+};

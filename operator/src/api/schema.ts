@@ -1,0 +1,267 @@
+// The one schema source for the walkeeper.io/v1alpha1 custom resources (Safekeeper, Tenant):
+// typebox schemas from which the TypeScript types, the CRD openAPIV3Schema and the ajv validators derive.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+export const GROUP = 'walkeeper.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export const DEFAULT_IMAGE = 'ghcr.io/walkeeper/walkeeper:0.1.0';
+export const DEFAULT_COMPUTE_IMAGE = 'postgres:15';
+export const DEFAULT_STORAGE_SIZE = '10Gi';
+export const DEFAULT_REPLICAS = 3;
+
+/** Names this repository reserves in annotations, labels and finalizers. */
+export const ANNOTATION_RESTARTED_AT = 'walkeeper.io/restartedAt';
+export const ANNOTATION_TEMPLATE_HASH = 'walkeeper.io/template-hash';
+export const ANNOTATION_CONFIG_HASH = 'walkeeper.io/config-hash';
+export const TENANT_FINALIZER = 'walkeeper.io/tenant-cleanup';
+export const HEX32_PATTERN = '^[0-9a-f]{32}$';
+
+// ---- shared pieces ---------------------------------------------------------------------------
+
+/** A Kubernetes quantity (int-or-string), as `resources.limits`/`requests` values are. */
+const Quantity = Type.Unsafe<string | number>({
+  'x-kubernetes-int-or-string': true,
+  anyOf: [{ type: 'integer' }, { type: 'string', pattern: '^[+]?[0-9.]+([eE][-+]?[0-9]+|[numkMGTPE]i?)?$' }],
+});
+
+const QuantityMap = Type.Unsafe<Record<string, string | number>>({ type: 'object', additionalProperties: Quantity });
+
+export const ResourceRequirements = Type.Object(
+  {
+    limits: Type.Optional(QuantityMap),
+    requests: Type.Optional(QuantityMap),
+  },
+  { description: 'Compute resources of the container (core/v1 ResourceRequirements).' },
+);
+
+const StringMap = (description: string) =>
+  Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' }, description });
+
+/** Pod placement objects are passed through verbatim; their schema is core/v1's, not ours. */
+const PassThroughObject = (description: string) =>
+  Type.Unsafe<Record<string, unknown>>({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true, description });
+
+const Toleration = Type.Object({
+  key: Type.Optional(Type.String()),
+  operator: Type.Optional(Type.String({ enum: ['Exists', 'Equal'] })),
+  value: Type.Optional(Type.String()),
+  effect: Type.Optional(Type.String({ enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] })),
+  tolerationSeconds: Type.Optional(Type.Integer()),
+});
+
+export const Condition = Type.Object(
+  {
+    type: Type.String({ maxLength: 316 }),
+    status: Type.String({ enum: ['True', 'False', 'Unknown'] }),
+    reason: Type.String({ maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
+    message: Type.String({ maxLength: 32768 }),
+    lastTransitionTime: Type.String({ format: 'date-time' }),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { required: ['type', 'status', 'reason', 'message', 'lastTransitionTime'] },
+);
+export type Condition = Static<typeof Condition>;
+
+const Immutable = (message: string) => ({ 'x-kubernetes-validations': [{ rule: 'self == oldSelf', message }] });
+
+// ---- Safekeeper -----------------------------------------------------------------------------
+
+export const SafekeeperSpec = Type.Object(
+  {
+    replicas: Type.Integer({
+      description: 'Number of safekeepers (odd: 1, 3, 5 or 7). Immutable until membership change exists.',
+      enum: [1, 3, 5, 7],
+      default: DEFAULT_REPLICAS,
+      ...Immutable('replicas is immutable: membership change is not supported yet'),
+    }),
+    image: Type.String({ description: 'Data-plane container image.', default: DEFAULT_IMAGE, minLength: 1 }),
+    storage: Type.Object(
+      {
+        size: Type.String({
+          description: 'Size of each member\'s persistent volume (grow-only).',
+          default: DEFAULT_STORAGE_SIZE,
+          pattern: '^[0-9]+(\\.[0-9]+)?([KMGTPE]i?)?$',
+        }),
+        storageClassName: Type.Optional(Type.String({ description: 'StorageClass of the volumes; cluster default when unset.' })),
+      },
+      { default: {}, ...Immutable('storage is immutable: volumeClaimTemplates cannot change after creation') },
+    ),
+    resources: Type.Optional(ResourceRequirements),
+    auth: Type.Optional(
+      Type.Object(
+        {
+          secretRef: Type.Object(
+            { name: Type.String({ minLength: 1 }) },
+            { description: 'Secret with keys public.pem (JWT public key, mounted in pods) and admin-token (used by the operator).' },
+          ),
+        },
+        { required: ['secretRef'] },
+      ),
+    ),
+    nodeSelector: Type.Optional(StringMap('Node labels the pods must match.')),
+    tolerations: Type.Optional(Type.Array(Toleration, { description: 'Pod tolerations (core/v1 Toleration).' })),
+    affinity: Type.Optional(PassThroughObject('Pod affinity (core/v1 Affinity), passed through verbatim.')),
+  },
+  { required: ['replicas', 'image', 'storage'] },
+);
+export type SafekeeperSpec = Static<typeof SafekeeperSpec>;
+
+export const SafekeeperMemberStatus = Type.Object(
+  {
+    name: Type.String(),
+    ready: Type.Boolean(),
+    revision: Type.Optional(Type.String()),
+    timelines: Type.Integer({ minimum: 0, description: 'Timelines this member holds.' }),
+    caughtUp: Type.Boolean({ description: 'Within the lag threshold of the commit LSN on every timeline.' }),
+    lastError: Type.Optional(Type.String()),
+  },
+  { required: ['name', 'ready', 'timelines', 'caughtUp'] },
+);
+export type SafekeeperMemberStatus = Static<typeof SafekeeperMemberStatus>;
+
+export const SafekeeperStatus = Type.Object({
+  observedGeneration: Type.Optional(Type.Integer()),
+  replicas: Type.Optional(Type.Integer()),
+  readyReplicas: Type.Optional(Type.Integer()),
+  updatedReplicas: Type.Optional(Type.Integer()),
+  revision: Type.Optional(Type.String({ description: 'Pod template hash the members are rolled to.' })),
+  members: Type.Optional(Type.Array(SafekeeperMemberStatus)),
+  quorum: Type.Optional(
+    Type.Object(
+      {
+        size: Type.Integer(),
+        required: Type.Integer(),
+        available: Type.Integer(),
+        status: Type.String({ enum: ['Healthy', 'Degraded', 'Lost'] }),
+      },
+      { required: ['size', 'required', 'available', 'status'] },
+    ),
+  ),
+  conditions: Type.Optional(Type.Array(Condition)),
+});
+export type SafekeeperStatus = Static<typeof SafekeeperStatus>;
+
+// ---- Tenant ---------------------------------------------------------------------------------
+
+export const TenantSpec = Type.Object(
+  {
+    tenantId: Type.Optional(
+      Type.String({ pattern: HEX32_PATTERN, description: '32 lowercase hex characters; generated (and kept in status) when unset.' }),
+    ),
+    safekeeperRef: Type.Object(
+      { name: Type.String({ minLength: 1 }) },
+      { description: 'The Safekeeper cluster (same namespace) holding this tenant\'s WAL.', ...Immutable('safekeeperRef is immutable') },
+    ),
+    compute: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true }),
+        image: Type.String({ default: DEFAULT_COMPUTE_IMAGE, minLength: 1 }),
+        storage: Type.Object(
+          {
+            size: Type.String({ default: DEFAULT_STORAGE_SIZE, pattern: '^[0-9]+(\\.[0-9]+)?([KMGTPE]i?)?$' }),
+            storageClassName: Type.Optional(Type.String()),
+          },
+          { default: {} },
+        ),
+        resources: Type.Optional(ResourceRequirements),
+        postgresParameters: Type.Optional(StringMap('Extra PostgreSQL settings, passed as -c name=value.')),
+      },
+      { default: {} },
+    ),
+  },
+  {
+    required: ['safekeeperRef', 'compute'],
+    'x-kubernetes-validations': [
+      {
+        rule: 'has(self.tenantId) == has(oldSelf.tenantId) && (!has(self.tenantId) || self.tenantId == oldSelf.tenantId)',
+        message: 'tenantId is immutable: it cannot be added, changed or removed after creation',
+      },
+    ],
+  },
+);
+export type TenantSpec = Static<typeof TenantSpec>;
+
+export const TenantMemberStatus = Type.Object(
+  {
+    name: Type.String(),
+    registered: Type.Boolean(),
+    flushLsn: Type.Optional(Type.String()),
+    lagBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    lastError: Type.Optional(Type.String()),
+  },
+  { required: ['name', 'registered'] },
+);
+export type TenantMemberStatus = Static<typeof TenantMemberStatus>;
+
+export const TenantStatus = Type.Object({
+  observedGeneration: Type.Optional(Type.Integer()),
+  tenantId: Type.Optional(Type.String({ pattern: HEX32_PATTERN })),
+  timelineId: Type.Optional(Type.String({ pattern: HEX32_PATTERN })),
+  commitLsn: Type.Optional(Type.String()),
+  members: Type.Optional(Type.Array(TenantMemberStatus)),
+  quorum: Type.Optional(
+    Type.Object(
+      { members: Type.Integer(), caughtUp: Type.Integer(), healthy: Type.Boolean() },
+      { required: ['members', 'caughtUp', 'healthy'] },
+    ),
+  ),
+  compute: Type.Optional(
+    Type.Object(
+      {
+        ready: Type.Boolean(),
+        service: Type.Optional(Type.String()),
+        secret: Type.Optional(Type.String()),
+        proposer: Type.Optional(Type.String({ description: 'State reported by the proposer sidecar.' })),
+      },
+      { required: ['ready'] },
+    ),
+  ),
+  conditions: Type.Optional(Type.Array(Condition)),
+});
+export type TenantStatus = Static<typeof TenantStatus>;
+
+// ---- object envelopes -------------------------------------------------------------------------
+
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  ownerReferences?: OwnerReference[];
+}
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface Safekeeper {
+  apiVersion: typeof API_VERSION;
+  kind: 'Safekeeper';
+  metadata: ObjectMeta;
+  spec: SafekeeperSpec;
+  status?: SafekeeperStatus;
+}
+export interface Tenant {
+  apiVersion: typeof API_VERSION;
+  kind: 'Tenant';
+  metadata: ObjectMeta;
+  spec: TenantSpec;
+  status?: TenantStatus;
+}
+
+export const schemas: Record<'Safekeeper' | 'Tenant', { spec: TSchema; status: TSchema }> = {
+  Safekeeper: { spec: SafekeeperSpec, status: SafekeeperStatus },
+  Tenant: { spec: TenantSpec, status: TenantStatus },
+};

@@ -1,0 +1,155 @@
+// The operator's HTTP client for the data plane (safekeeper API on 7676, proposer status on 7677).
+// fetch is injected so tests feed canned JSON; every call has a timeout.
+
+export interface FetchResponse {
+  status: number;
+  text(): Promise<string>;
+}
+export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal }) => Promise<FetchResponse>;
+
+export const globalFetch: FetchLike = (url, init) => fetch(url, init);
+
+/** An HTTP answer that is not what the operator expected, with the data plane's error code when given. */
+export class DataPlaneError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+    this.name = 'DataPlaneError';
+  }
+}
+
+export interface SafekeeperStatusJson {
+  id: number;
+  version: string;
+  uptime_seconds: number;
+}
+export interface TenantListJson {
+  tenants: Array<{ tenant_id: string; timelines: string[] }>;
+}
+export interface TimelineJson {
+  tenant_id: string;
+  timeline_id: string;
+  term: string;
+  last_log_term?: string;
+  term_history?: Array<{ term: string; lsn: string }>;
+  flush_lsn: string;
+  commit_lsn: string;
+  timeline_start_lsn?: string;
+  proposer_connected?: boolean;
+  readers?: number;
+}
+export interface ProposerStatusJson {
+  tenant_id: string;
+  timeline_id: string;
+  state: 'streaming' | 'electing' | 'connecting' | 'fenced' | 'refused' | string;
+  term?: string;
+  commit_lsn?: string;
+  quorum_healthy?: boolean;
+  safekeepers?: Array<{ address: string; state: string; flush_lsn?: string }>;
+  reason?: string;
+}
+
+export interface DataPlaneClientOptions {
+  fetch?: FetchLike;
+  timeoutMs?: number;
+  /** Admin JWT (scope admin) when the cluster has auth on. */
+  token?: string;
+}
+
+export class DataPlaneClient {
+  private readonly fetch: FetchLike;
+  private readonly timeoutMs: number;
+
+  constructor(
+    readonly baseUrl: string,
+    private readonly opts: DataPlaneClientOptions = {},
+  ) {
+    this.fetch = opts.fetch ?? globalFetch;
+    this.timeoutMs = opts.timeoutMs ?? 3000;
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown, okStatuses: number[] = [200, 201]): Promise<{ status: number; json: T | undefined }> {
+    const headers: Record<string, string> = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (this.opts.token) headers.Authorization = `Bearer ${this.opts.token}`;
+    const url = this.baseUrl + path;
+    let res: FetchResponse;
+    try {
+      res = await this.fetch(url, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (e) {
+      const msg = (e as Error).name === 'TimeoutError' ? `timed out after ${this.timeoutMs} ms` : (e as Error).message;
+      throw new DataPlaneError(`${method} ${url}: ${msg}`, undefined, undefined);
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (!okStatuses.includes(res.status)) {
+      const err = (json ?? {}) as { error?: string; code?: string };
+      throw new DataPlaneError(`${method} ${url}: HTTP ${res.status}${err.code ? ` ${err.code}` : ''}: ${err.error ?? text.slice(0, 200)}`, res.status, err.code);
+    }
+    return { status: res.status, json: json as T };
+  }
+
+  async status(): Promise<SafekeeperStatusJson> {
+    return (await this.call<SafekeeperStatusJson>('GET', '/v1/status')).json!;
+  }
+
+  async listTenants(): Promise<TenantListJson> {
+    const r = (await this.call<TenantListJson>('GET', '/v1/tenants')).json;
+    return { tenants: r?.tenants ?? [] };
+  }
+
+  /** Creates the tenant; an existing one is fine. Returns whether it was created now. */
+  async ensureTenant(tenantId: string): Promise<boolean> {
+    const r = await this.call('POST', '/v1/tenants', { tenant_id: tenantId }, [200, 201, 409]);
+    return r.status !== 409;
+  }
+
+  /** Creates the timeline; an existing one is fine. Returns whether it was created now. */
+  async ensureTimeline(tenantId: string, timelineId: string): Promise<boolean> {
+    const r = await this.call('POST', `/v1/tenants/${tenantId}/timelines`, { timeline_id: timelineId }, [200, 201, 409]);
+    return r.status !== 409;
+  }
+
+  /** The timeline's state, or undefined when the member does not have it (404). */
+  async timeline(tenantId: string, timelineId: string): Promise<TimelineJson | undefined> {
+    const r = await this.call<TimelineJson>('GET', `/v1/tenants/${tenantId}/timelines/${timelineId}`, undefined, [200, 404]);
+    return r.status === 404 ? undefined : r.json;
+  }
+
+  /** Deletes the tenant and its data; a missing tenant is fine. Returns whether it existed. */
+  async deleteTenant(tenantId: string): Promise<boolean> {
+    const r = await this.call('DELETE', `/v1/tenants/${tenantId}`, undefined, [200, 202, 204, 404]);
+    return r.status !== 404;
+  }
+
+  async proposerStatus(): Promise<ProposerStatusJson> {
+    return (await this.call<ProposerStatusJson>('GET', '/v1/status')).json!;
+  }
+}
+
+/** Runs `fn` over items with at most `limit` in flight; results keep the input order. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}

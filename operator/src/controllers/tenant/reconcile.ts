@@ -1,0 +1,85 @@
+// The Tenant reconcile loop: finalizer, ids generated once and persisted before use, registration on
+// every member, compute, and status from observations (written only when it changed).
+import { TENANT_FINALIZER, type Safekeeper, type Tenant, type TenantStatus } from '../../api/schema.js';
+import { validateResource } from '../../api/validation.js';
+import { majority } from '../../rollout/planner.js';
+import { isConflict, kinds, splitKey } from '../../runtime/kube.js';
+import type { ReconcileResult } from '../../runtime/queue.js';
+import type { KubeObject } from '../../specs/types.js';
+import { writeStatusIfChanged } from '../common/apply.js';
+import type { ControllerContext } from '../context.js';
+import { listMemberPods } from '../safekeeper/observe.js';
+import { applyCompute, observeCompute, removeCompute } from './apply.js';
+import { finalizeTenant } from './delete.js';
+import { registerOnMembers, type TenantMemberReport } from './register.js';
+import { computeTenantStatus } from './status.js';
+
+type TenantObject = Tenant & { [k: string]: unknown };
+
+export async function reconcileTenant(ctx: ControllerContext, key: string): Promise<ReconcileResult> {
+  const { namespace, name } = splitKey(key);
+  const found = await ctx.client.get<TenantObject>(kinds.Tenant, namespace, name);
+  if (!found) return {};
+  const tenant = validateResource<Tenant>('Tenant', found).value;
+  const owner = found as unknown as KubeObject;
+
+  try {
+    if (found.metadata.deletionTimestamp) return await finalizeTenant(ctx, tenant);
+
+    if (!found.metadata.finalizers?.includes(TENANT_FINALIZER)) {
+      await ctx.client.mergePatch(kinds.Tenant, namespace, name, {
+        metadata: { finalizers: [...(found.metadata.finalizers ?? []), TENANT_FINALIZER], resourceVersion: found.metadata.resourceVersion },
+      });
+      return { requeueAfterMs: 0 };
+    }
+
+    // Ids are generated once and persisted before anything uses them, so a crash cannot orphan data.
+    const tenantId = tenant.status?.tenantId ?? tenant.spec.tenantId ?? ctx.randomHex(16);
+    const timelineId = tenant.status?.timelineId ?? ctx.randomHex(16);
+    if (tenant.status?.tenantId !== tenantId || tenant.status?.timelineId !== timelineId) {
+      if (tenant.spec.tenantId && tenant.status?.tenantId && tenant.spec.tenantId !== tenant.status.tenantId) {
+        // Not reachable through the API (tenantId is immutable); kept as a guard.
+        throw new Error(`spec.tenantId ${tenant.spec.tenantId} differs from the registered ${tenant.status.tenantId}`);
+      }
+      const status: TenantStatus = { ...(tenant.status ?? {}), tenantId, timelineId };
+      await ctx.client.replaceStatus(kinds.Tenant, { ...found, status });
+      ctx.events.record(owner, 'Normal', 'IdsAssigned', `tenant ${tenantId}, timeline ${timelineId}`);
+      return { requeueAfterMs: 0 };
+    }
+
+    const now = ctx.now().toISOString();
+    const skFound = await ctx.client.get<Safekeeper & { [k: string]: unknown }>(kinds.Safekeeper, namespace, tenant.spec.safekeeperRef.name);
+    if (!skFound) {
+      const status = computeTenantStatus({
+        tenant, tenantId, timelineId, size: 0, members: [], lagThresholdBytes: ctx.options.lagThresholdBytes, now,
+        compute: { enabled: tenant.spec.compute.enabled, podReady: false },
+        problem: { reason: 'SafekeeperNotFound', message: `Safekeeper ${tenant.spec.safekeeperRef.name} not found in namespace ${namespace}` },
+      });
+      await writeStatusIfChanged(ctx.client, found, status);
+      return { requeueAfterMs: 15_000 };
+    }
+    const sk = validateResource<Safekeeper>('Safekeeper', skFound).value;
+    const pods = await listMemberPods(ctx, sk);
+    const members: TenantMemberReport[] = await registerOnMembers(ctx, sk, pods, tenantId, timelineId);
+    for (const m of members.filter((x) => x.createdNow)) {
+      ctx.events.record(owner, 'Normal', 'Registered', `timeline ${tenantId}/${timelineId} created on ${m.name}`);
+    }
+    const registered = members.filter((m) => m.registered).length;
+
+    if (tenant.spec.compute.enabled) {
+      // The proposer can only push to a tenant that exists on a majority.
+      if (registered >= majority(sk.spec.replicas)) await applyCompute(ctx, tenant, sk, tenantId, timelineId);
+    } else {
+      await removeCompute(ctx, tenant);
+    }
+    const compute = await observeCompute(ctx, tenant);
+    const status = computeTenantStatus({ tenant, tenantId, timelineId, size: sk.spec.replicas, members, compute, lagThresholdBytes: ctx.options.lagThresholdBytes, now });
+    await writeStatusIfChanged(ctx.client, found, status);
+
+    if (registered < sk.spec.replicas) return { requeueAfterMs: 5000 };
+    return { requeueAfterMs: Math.min(ctx.options.pollIntervalMs, 15_000) };
+  } catch (e) {
+    if (isConflict(e)) return { requeueAfterMs: 0 }; // changed under us: recompute from a fresh read
+    throw e;
+  }
+}

@@ -1,0 +1,186 @@
+// Pure builders: Tenant → compute StatefulSet (PostgreSQL + proposer sidecar), Service (5432) and
+// credentials Secret. The password is an input: generated once by the controller and then kept.
+import type { Safekeeper, Tenant } from '../api/schema.js';
+import { LABEL_TENANT, names, ownerReference, ports, selectorLabels, standardLabels } from './meta.js';
+import { safekeeperAddresses, type SafekeeperBuildOptions, defaultBuildOptions } from './safekeeper.js';
+import type { Json, KubeObject, SecretLike, StatefulSetLike } from './types.js';
+
+export const POSTGRES_UID = 999;
+export const COMPUTE_USER = 'postgres';
+export const COMPUTE_DB = 'postgres';
+export const PROPOSER_CONTAINER = 'proposer';
+
+/** Settings the proposer needs from PostgreSQL (ARCHITECTURE §5); user parameters come after them. */
+export const REQUIRED_POSTGRES_PARAMETERS: ReadonlyArray<[string, string]> = [
+  ['wal_level', 'replica'],
+  ['max_wal_senders', '10'],
+  ['max_replication_slots', '10'],
+  ['synchronous_standby_names', 'walkeeper_proposer'],
+  ['synchronous_commit', 'on'],
+];
+
+export interface ComputeInputs {
+  tenant: Tenant;
+  safekeeper: Safekeeper;
+  tenantId: string;
+  timelineId: string;
+  /** The image running the proposer: the Safekeeper's data-plane image. */
+  dataPlaneImage: string;
+  options?: SafekeeperBuildOptions;
+}
+
+function meta(tenant: Tenant, name: string): KubeObject['metadata'] {
+  const instance = tenant.metadata.name ?? '';
+  return {
+    name,
+    namespace: tenant.metadata.namespace,
+    labels: standardLabels('compute', instance, { [LABEL_TENANT]: instance }),
+    ownerReferences: [ownerReference(tenant)],
+  };
+}
+
+export function computeHost(tenant: Tenant, clusterDomain = defaultBuildOptions.clusterDomain): string {
+  return `${names.computeService(tenant.metadata.name ?? '')}.${tenant.metadata.namespace ?? 'default'}.svc.${clusterDomain}`;
+}
+
+export function postgresArgs(parameters: Record<string, string> | undefined): string[] {
+  const args: string[] = [];
+  for (const [k, v] of REQUIRED_POSTGRES_PARAMETERS) args.push('-c', `${k}=${v}`);
+  for (const k of Object.keys(parameters ?? {}).sort()) args.push('-c', `${k}=${parameters![k]}`);
+  return args;
+}
+
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+
+export function buildSecret(tenant: Tenant, password: string, clusterDomain = defaultBuildOptions.clusterDomain): SecretLike {
+  const host = computeHost(tenant, clusterDomain);
+  const uri = `postgresql://${COMPUTE_USER}:${encodeURIComponent(password)}@${host}:${ports.postgres}/${COMPUTE_DB}`;
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(tenant, names.computeSecret(tenant.metadata.name ?? '')),
+    type: 'Opaque',
+    // `data` (not stringData) so the object compares equal to what the server stores.
+    data: {
+      username: b64(COMPUTE_USER),
+      password: b64(password),
+      host: b64(host),
+      port: b64(String(ports.postgres)),
+      dbname: b64(COMPUTE_DB),
+      uri: b64(uri),
+    },
+  };
+}
+
+export function buildComputeService(tenant: Tenant): KubeObject {
+  const name = tenant.metadata.name ?? '';
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(tenant, names.computeService(name)),
+    spec: {
+      type: 'ClusterIP',
+      selector: selectorLabels('compute', name),
+      ports: [{ name: 'postgres', port: ports.postgres, targetPort: 'postgres', protocol: 'TCP' }],
+    },
+  };
+}
+
+export function buildComputeStatefulSet(inputs: ComputeInputs): StatefulSetLike {
+  const { tenant, safekeeper, tenantId, timelineId, dataPlaneImage } = inputs;
+  const opts = inputs.options ?? defaultBuildOptions;
+  const name = tenant.metadata.name ?? '';
+  const secret = names.computeSecret(name);
+  const fromSecret = (key: string) => ({ secretKeyRef: { name: secret, key } });
+  const restricted: Json = { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+  const compute = tenant.spec.compute;
+
+  const postgres: Json = {
+    name: 'postgres',
+    image: compute.image,
+    args: postgresArgs(compute.postgresParameters),
+    env: [
+      { name: 'POSTGRES_USER', valueFrom: fromSecret('username') },
+      { name: 'POSTGRES_PASSWORD', valueFrom: fromSecret('password') },
+      { name: 'POSTGRES_DB', valueFrom: fromSecret('dbname') },
+      // A subdirectory, so initdb never meets the volume's lost+found.
+      { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
+    ],
+    ports: [{ name: 'postgres', containerPort: ports.postgres, protocol: 'TCP' }],
+    readinessProbe: { exec: { command: ['pg_isready', '-h', '127.0.0.1', '-U', COMPUTE_USER] }, periodSeconds: 5, timeoutSeconds: 3 },
+    livenessProbe: { tcpSocket: { port: ports.postgres }, periodSeconds: 10, failureThreshold: 6, initialDelaySeconds: 30 },
+    ...(compute.resources ? { resources: compute.resources } : {}),
+    securityContext: restricted,
+    volumeMounts: [
+      { name: 'pgdata', mountPath: '/var/lib/postgresql/data' },
+      { name: 'run', mountPath: '/var/run/postgresql' },
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+  };
+  const proposer: Json = {
+    name: PROPOSER_CONTAINER,
+    image: dataPlaneImage,
+    command: [
+      'walkeeper',
+      'proposer',
+      '--pg',
+      `host=127.0.0.1 port=${ports.postgres} user=${COMPUTE_USER} dbname=${COMPUTE_DB}`,
+      '--safekeepers',
+      safekeeperAddresses(safekeeper, opts),
+      '--tenant',
+      tenantId,
+      '--timeline',
+      timelineId,
+      '--listen-http',
+      `0.0.0.0:${ports.proposerHttp}`,
+    ],
+    env: [{ name: 'PGPASSWORD', valueFrom: fromSecret('password') }],
+    ports: [{ name: 'http', containerPort: ports.proposerHttp, protocol: 'TCP' }],
+    livenessProbe: { httpGet: { path: '/healthz', port: ports.proposerHttp }, periodSeconds: 10, failureThreshold: 6 },
+    securityContext: restricted,
+    volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+  };
+
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: meta(tenant, names.computeStatefulSet(name)),
+    spec: {
+      replicas: 1,
+      serviceName: names.computeService(name),
+      selector: { matchLabels: selectorLabels('compute', name) },
+      podManagementPolicy: 'OrderedReady',
+      updateStrategy: { type: 'RollingUpdate' },
+      template: {
+        metadata: { labels: standardLabels('compute', name, { [LABEL_TENANT]: name }) },
+        spec: {
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: POSTGRES_UID,
+            runAsGroup: POSTGRES_UID,
+            fsGroup: POSTGRES_UID,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          terminationGracePeriodSeconds: 60,
+          containers: [postgres, proposer],
+          volumes: [
+            { name: 'run', emptyDir: {} },
+            { name: 'tmp', emptyDir: {} },
+          ],
+        },
+      },
+      volumeClaimTemplates: [
+        {
+          apiVersion: 'v1',
+          kind: 'PersistentVolumeClaim',
+          metadata: { name: 'pgdata', labels: selectorLabels('compute', name) },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            resources: { requests: { storage: compute.storage.size } },
+            ...(compute.storage.storageClassName ? { storageClassName: compute.storage.storageClassName } : {}),
+          },
+        },
+      ],
+    },
+  };
+}

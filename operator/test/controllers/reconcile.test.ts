@@ -1,0 +1,239 @@
+import { reconcileSafekeeper } from '../../src/controllers/safekeeper/reconcile.js';
+import { reconcileTenant } from '../../src/controllers/tenant/reconcile.js';
+import { defaultControllerOptions, type ControllerContext } from '../../src/controllers/context.js';
+import { MemoryEventRecorder } from '../../src/runtime/events.js';
+import { silentLogger } from '../../src/runtime/log.js';
+import { kinds } from '../../src/runtime/kube.js';
+import { buildStatefulSet, revisionOf } from '../../src/specs/safekeeper.js';
+import type { KubeObject } from '../../src/specs/types.js';
+import type { Safekeeper, SafekeeperStatus, TenantStatus } from '../../src/api/schema.js';
+import { validateResource } from '../../src/api/validation.js';
+import { FakeKube } from '../helpers/fake-kube.js';
+import { fakeFetch, type Route } from '../helpers/fake-fetch.js';
+
+const NS = 'db';
+
+interface MemberState {
+  up: boolean;
+  tenants: Map<string, Set<string>>;
+  flush: string;
+  commit: string;
+}
+
+/** Three canned safekeepers at 10.0.0.{1,2,3}:7676 following the HTTP contract. */
+function dataPlane(members: MemberState[]): Route {
+  return (method, url, body) => {
+    const u = new URL(url);
+    const idx = Number(u.hostname.split('.')[3]) - 1;
+    const m = members[idx];
+    if (!m || !m.up) return undefined;
+    const p = u.pathname;
+    if (method === 'GET' && p === '/v1/status') return { status: 200, body: { id: idx + 1, version: '0.1.0', uptime_seconds: 1 } };
+    if (method === 'GET' && p === '/v1/tenants') return { status: 200, body: { tenants: [...m.tenants].map(([t, tls]) => ({ tenant_id: t, timelines: [...tls] })) } };
+    if (method === 'POST' && p === '/v1/tenants') {
+      const t = (body as { tenant_id: string }).tenant_id;
+      if (m.tenants.has(t)) return { status: 409, body: { error: 'exists', code: 'tenant_exists' } };
+      m.tenants.set(t, new Set());
+      return { status: 201, body: { tenant_id: t } };
+    }
+    let r = /^\/v1\/tenants\/([0-9a-f]{32})\/timelines$/.exec(p);
+    if (method === 'POST' && r) {
+      const tls = m.tenants.get(r[1]);
+      if (!tls) return { status: 404, body: { error: 'no tenant', code: 'tenant_not_found' } };
+      const tl = (body as { timeline_id: string }).timeline_id;
+      if (tls.has(tl)) return { status: 409, body: { error: 'exists', code: 'timeline_exists' } };
+      tls.add(tl);
+      return { status: 201, body: {} };
+    }
+    r = /^\/v1\/tenants\/([0-9a-f]{32})\/timelines\/([0-9a-f]{32})$/.exec(p);
+    if (method === 'GET' && r) {
+      if (!m.tenants.get(r[1])?.has(r[2])) return { status: 404, body: { error: 'not found', code: 'timeline_not_found' } };
+      return { status: 200, body: { tenant_id: r[1], timeline_id: r[2], term: '3', last_log_term: '3', term_history: [], flush_lsn: m.flush, commit_lsn: m.commit, timeline_start_lsn: '0/1000000', proposer_connected: true, readers: 0 } };
+    }
+    r = /^\/v1\/tenants\/([0-9a-f]{32})$/.exec(p);
+    if (method === 'DELETE' && r) return m.tenants.delete(r[1]) ? { status: 200, body: {} } : { status: 404, body: { error: 'no', code: 'tenant_not_found' } };
+    return { status: 404, body: { error: 'no route', code: 'not_found' } };
+  };
+}
+
+function setup(memberStates?: MemberState[]) {
+  const kube = new FakeKube();
+  const events = new MemoryEventRecorder();
+  const members = memberStates ?? [0, 1, 2].map(() => ({ up: true, tenants: new Map<string, Set<string>>(), flush: '0/16B3F28', commit: '0/16B3F28' }));
+  const calls: string[] = [];
+  let n = 0;
+  const ctx: ControllerContext = {
+    client: kube,
+    events,
+    log: silentLogger(),
+    fetch: fakeFetch(dataPlane(members), calls),
+    now: () => new Date('2026-01-01T00:00:00Z'),
+    randomHex: (bytes) => String(++n % 10).repeat(bytes * 2),
+    options: { ...defaultControllerOptions, pollIntervalMs: 30_000 },
+  };
+  const sk = kube.seed(kinds.Safekeeper, { apiVersion: 'walkeeper.io/v1alpha1', kind: 'Safekeeper', metadata: { name: 'wal', namespace: NS }, spec: { replicas: 3 } });
+  return { kube, events, members, ctx, sk, calls };
+}
+
+/** Plays the StatefulSet controller and kubelet: a ready pod per ordinal with the current template. */
+function runPods(kube: FakeKube, ready = [true, true, true]) {
+  const sts = kube.store.get(`StatefulSet/${NS}/wal`)!;
+  const template = (sts.spec as { template: { metadata: KubeObject['metadata'] } }).template;
+  ready.forEach((r, i) => {
+    if (kube.store.has(`Pod/${NS}/wal-${i}`)) return;
+    kube.seed(kinds.Pod, {
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name: `wal-${i}`, namespace: NS, labels: template.metadata.labels, annotations: template.metadata.annotations },
+      status: { podIP: `10.0.0.${i + 1}`, conditions: [{ type: 'Ready', status: r ? 'True' : 'False' }] },
+    });
+  });
+}
+
+describe('Safekeeper reconcile against a fake API server and canned data plane', () => {
+  test('first pass creates the children and writes status; a no-op resync issues zero writes', async () => {
+    const { kube, ctx } = setup();
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    expect(kube.writes.filter((w) => w.startsWith('create')).sort()).toEqual([
+      `create ConfigMap/${NS}/wal-config`, `create PodDisruptionBudget/${NS}/wal`, `create Service/${NS}/wal`,
+      `create Service/${NS}/wal-headless`, `create StatefulSet/${NS}/wal`,
+    ]);
+    runPods(kube);
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    const status = (await kube.get<KubeObject & { status: SafekeeperStatus }>(kinds.Safekeeper, NS, 'wal'))!.status;
+    expect(status).toMatchObject({ replicas: 3, readyReplicas: 3, updatedReplicas: 3, quorum: { size: 3, required: 2, available: 3, status: 'Healthy' } });
+    expect(status.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['Available', 'True', 'QuorumAvailable'], ['Progressing', 'False', 'RolloutComplete'], ['Degraded', 'False', 'AllMembersHealthy'],
+    ]);
+    kube.writes.length = 0;
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    expect(kube.writes).toEqual([]);
+  });
+
+  test('a member that does not answer HTTP is not ready; the quorum is Degraded, conditions say which', async () => {
+    const { kube, ctx, members } = setup();
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    runPods(kube);
+    members[2].up = false;
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    const status = (await kube.get<KubeObject & { status: SafekeeperStatus }>(kinds.Safekeeper, NS, 'wal'))!.status;
+    expect(status.quorum).toEqual({ size: 3, required: 2, available: 2, status: 'Degraded' });
+    expect(status.members![2]).toMatchObject({ name: 'wal-2', ready: false, lastError: expect.stringMatching(/ECONNREFUSED/) });
+    expect(status.conditions!.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'MembersUnhealthy' });
+  });
+
+  test('restartedAt rolls one member per pass, lowest ordinal first, waiting for it to return', async () => {
+    const { kube, ctx, events } = setup();
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    runPods(kube);
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    const sk = kube.store.get(`Safekeeper/${NS}/wal`)!;
+    sk.metadata.annotations = { 'walkeeper.io/restartedAt': '2026-01-01T00:00:00Z' };
+    await reconcileSafekeeper(ctx, `${NS}/wal`); // updates the StatefulSet template, deletes wal-0
+    expect(kube.writes).toContain(`delete Pod/${NS}/wal-0`);
+    expect(kube.store.has(`Pod/${NS}/wal-0`)).toBe(false);
+    expect(events.events.filter((e) => e.reason === 'RestartingMember').map((e) => e.message)).toEqual([expect.stringMatching(/rolling wal-0/)]);
+    kube.writes.length = 0;
+    await reconcileSafekeeper(ctx, `${NS}/wal`); // wal-0 missing: wait, delete nothing
+    expect(kube.writes.filter((w) => w.startsWith('delete'))).toEqual([]);
+    const status = (await kube.get<KubeObject & { status: SafekeeperStatus }>(kinds.Safekeeper, NS, 'wal'))!.status;
+    expect(status.conditions!.find((c) => c.type === 'Progressing')).toMatchObject({ status: 'True', reason: 'RolloutWaiting' });
+    runPods(kube); // wal-0 recreated from the new template
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    expect(kube.writes).toContain(`delete Pod/${NS}/wal-1`);
+  });
+});
+
+describe('Tenant reconcile', () => {
+  async function readyCluster() {
+    const env = setup();
+    await reconcileSafekeeper(env.ctx, `${NS}/wal`);
+    runPods(env.kube);
+    env.kube.seed(kinds.Tenant, { apiVersion: 'walkeeper.io/v1alpha1', kind: 'Tenant', metadata: { name: 'app', namespace: NS }, spec: { safekeeperRef: { name: 'wal' }, compute: { enabled: true } } });
+    return env;
+  }
+  const run = async (ctx: ControllerContext, times: number) => {
+    for (let i = 0; i < times; i++) await reconcileTenant(ctx, `${NS}/app`);
+  };
+  const tenantStatus = async (kube: FakeKube) => (await kube.get<KubeObject & { status: TenantStatus }>(kinds.Tenant, NS, 'app'))!.status;
+
+  test('adds the finalizer, persists generated ids, registers on every member, creates compute', async () => {
+    const { kube, ctx, members } = await readyCluster();
+    await run(ctx, 4);
+    const t = kube.store.get(`Tenant/${NS}/app`)!;
+    expect(t.metadata.finalizers).toEqual(['walkeeper.io/tenant-cleanup']);
+    const status = await tenantStatus(kube);
+    expect(status.tenantId).toMatch(/^[0-9a-f]{32}$/);
+    expect(status.timelineId).toMatch(/^[0-9a-f]{32}$/);
+    for (const m of members) expect(m.tenants.get(status.tenantId!)?.has(status.timelineId!)).toBe(true);
+    expect(kube.store.has(`StatefulSet/${NS}/app-compute`)).toBe(true);
+    expect(kube.store.has(`Secret/${NS}/app-credentials`)).toBe(true);
+    expect(status.conditions!.find((c) => c.type === 'Registered')).toMatchObject({ status: 'True' });
+    expect(status).toMatchObject({ commitLsn: '0/16B3F28', quorum: { members: 3, caughtUp: 3, healthy: true } });
+    expect(status.members![0]).toEqual({ name: 'wal-0', registered: true, flushLsn: '0/16B3F28', lagBytes: 0 });
+  });
+
+  test('the password is generated once and kept; ids never change; a steady resync writes nothing', async () => {
+    const { kube, ctx } = await readyCluster();
+    await run(ctx, 4);
+    const before = { ...kube.store.get(`Secret/${NS}/app-credentials`)!.data as Record<string, string> };
+    const ids = await tenantStatus(kube);
+    kube.writes.length = 0;
+    await run(ctx, 3);
+    expect(kube.writes).toEqual([]);
+    expect(kube.store.get(`Secret/${NS}/app-credentials`)!.data).toEqual(before);
+    const after = await tenantStatus(kube);
+    expect([after.tenantId, after.timelineId]).toEqual([ids.tenantId, ids.timelineId]);
+  });
+
+  test('a member that is down is retried until it has the timeline; a 409 from an existing tenant is fine', async () => {
+    const { kube, ctx, members } = await readyCluster();
+    members[1].up = false;
+    members[2].tenants.set('1'.repeat(32), new Set()); // the tenant (as the fake random will produce) already exists
+    await run(ctx, 4);
+    let status = await tenantStatus(kube);
+    expect(status.conditions!.find((c) => c.type === 'Registered')).toMatchObject({ status: 'False', reason: 'PartiallyRegistered', message: expect.stringMatching(/2 of 3.*wal-1/) });
+    members[1].up = true;
+    await run(ctx, 1);
+    status = await tenantStatus(kube);
+    expect(status.conditions!.find((c) => c.type === 'Registered')).toMatchObject({ status: 'True' });
+  });
+
+  test('status reports lag and an unhealthy quorum when two members fall behind', async () => {
+    const { kube, ctx, members } = await readyCluster();
+    await run(ctx, 4);
+    members[0].commit = members[1].commit = members[2].commit = '1/0';
+    members[0].flush = '1/0';
+    await run(ctx, 1);
+    const status = await tenantStatus(kube);
+    expect(status.commitLsn).toBe('1/0');
+    expect(status.members![1].lagBytes).toBe(0x100000000 - 0x16b3f28);
+    expect(status.quorum).toEqual({ members: 3, caughtUp: 1, healthy: false });
+    expect(status.conditions!.find((c) => c.type === 'QuorumHealthy')).toMatchObject({ status: 'False', reason: 'QuorumBehind' });
+  });
+
+  test('deletion removes the tenant from every member, then drops the finalizer', async () => {
+    const { kube, ctx, members } = await readyCluster();
+    await run(ctx, 4);
+    const { tenantId } = await tenantStatus(kube);
+    await kube.delete(kinds.Tenant, NS, 'app');
+    await run(ctx, 1);
+    for (const m of members) expect(m.tenants.has(tenantId!)).toBe(false);
+    expect(kube.store.has(`Tenant/${NS}/app`)).toBe(false);
+  });
+
+  test('deletion with a member unreachable keeps the finalizer and fails for backoff', async () => {
+    const { kube, ctx, members, events } = await readyCluster();
+    await run(ctx, 4);
+    await kube.delete(kinds.Tenant, NS, 'app');
+    members[2].up = false;
+    await expect(reconcileTenant(ctx, `${NS}/app`)).rejects.toThrow(/not yet removed from wal-2/);
+    expect(kube.store.get(`Tenant/${NS}/app`)!.metadata.finalizers).toEqual(['walkeeper.io/tenant-cleanup']);
+    expect(events.events.some((e) => e.reason === 'CleanupFailed')).toBe(true);
+  });
+});
+
+test('revision of the applied StatefulSet equals the builder revision (rollout decisions use it)', () => {
+  const sk = validateResource<Safekeeper>('Safekeeper', { apiVersion: 'walkeeper.io/v1alpha1', kind: 'Safekeeper', metadata: { name: 'wal', namespace: NS }, spec: {} }).value;
+  expect(revisionOf(buildStatefulSet(sk))).toMatch(/^[0-9a-f]{12}$/);
+});

@@ -1,0 +1,126 @@
+import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Secret } from 'kubernetes-models/v1/Secret';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { validateResource } from '../../src/api/validation.js';
+import type { Safekeeper, Tenant } from '../../src/api/schema.js';
+import { buildSafekeeperChildren, buildStatefulSet, revisionOf } from '../../src/specs/safekeeper.js';
+import { buildComputeService, buildComputeStatefulSet, buildSecret } from '../../src/specs/compute.js';
+import type { Json } from '../../src/specs/types.js';
+
+function safekeeper(extra: Record<string, unknown> = {}, annotations: Record<string, string> = {}): Safekeeper {
+  return validateResource<Safekeeper>('Safekeeper', {
+    apiVersion: 'walkeeper.io/v1alpha1',
+    kind: 'Safekeeper',
+    metadata: { name: 'wal', namespace: 'db', uid: 'sk-uid', annotations },
+    spec: { ...extra },
+  }).value;
+}
+function tenant(compute: Record<string, unknown> = {}): Tenant {
+  return validateResource<Tenant>('Tenant', {
+    apiVersion: 'walkeeper.io/v1alpha1',
+    kind: 'Tenant',
+    metadata: { name: 'app', namespace: 'db', uid: 't-uid' },
+    spec: { safekeeperRef: { name: 'wal' }, compute },
+  }).value;
+}
+const container = (sts: { spec: { template: { spec?: Json } } }, i = 0) => (sts.spec.template.spec!.containers as Json[])[i] as Json & { command: string[]; args: string[] };
+
+describe('Safekeeper builders', () => {
+  test('every child validates against the Kubernetes schemas (kubernetes-models)', () => {
+    const children = buildSafekeeperChildren(safekeeper({ auth: { secretRef: { name: 'wal-auth' } }, resources: { limits: { cpu: '1' } } }));
+    const models: Record<string, (o: unknown) => { validate(): void }> = {
+      StatefulSet: (o) => new StatefulSet(o as never),
+      Service: (o) => new Service(o as never),
+      ConfigMap: (o) => new ConfigMap(o as never),
+      PodDisruptionBudget: (o) => new PodDisruptionBudget(o as never),
+    };
+    expect(children.map((c) => c.kind).sort()).toEqual(['ConfigMap', 'PodDisruptionBudget', 'Service', 'Service', 'StatefulSet']);
+    for (const c of children) expect(() => models[c.kind](c).validate()).not.toThrow();
+  });
+
+  test('StatefulSet: OnDelete, Parallel, one PVC per pod, probes, non-root, read-only root, owner reference', () => {
+    const sts = buildStatefulSet(safekeeper({ replicas: 5, storage: { size: '20Gi', storageClassName: 'fast' } }));
+    expect(sts.spec).toMatchObject({ replicas: 5, updateStrategy: { type: 'OnDelete' }, podManagementPolicy: 'Parallel', serviceName: 'wal-headless' });
+    expect(sts.spec.volumeClaimTemplates).toEqual([expect.objectContaining({ spec: expect.objectContaining({ storageClassName: 'fast', resources: { requests: { storage: '20Gi' } } }) })]);
+    const c = container(sts);
+    expect(c.command).toEqual(['walkeeper', 'safekeeper', '--id-from-hostname', '--datadir', '/data', '--listen-pg', '0.0.0.0:5454', '--listen-http', '0.0.0.0:7676']);
+    expect(c.livenessProbe).toMatchObject({ httpGet: { path: '/healthz', port: 7676 } });
+    expect(c.readinessProbe).toMatchObject({ httpGet: { path: '/readyz', port: 7676 } });
+    expect(c.securityContext).toMatchObject({ runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    expect(sts.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: 'Safekeeper', uid: 'sk-uid', controller: true })]);
+    expect(sts.metadata.labels).toMatchObject({ 'app.kubernetes.io/name': 'walkeeper', 'app.kubernetes.io/managed-by': 'walkeeper-operator', 'app.kubernetes.io/instance': 'wal' });
+    expect(sts.spec.template.spec!.topologySpreadConstraints).toEqual(expect.arrayContaining([expect.objectContaining({ topologyKey: 'topology.kubernetes.io/zone' })]));
+  });
+
+  test('auth mounts only public.pem and passes --auth-public-key', () => {
+    const sts = buildStatefulSet(safekeeper({ auth: { secretRef: { name: 'wal-auth' } } }));
+    expect(container(sts).command.slice(-2)).toEqual(['--auth-public-key', '/etc/walkeeper/auth/public.pem']);
+    expect(sts.spec.template.spec!.volumes).toContainEqual({ name: 'auth', secret: { secretName: 'wal-auth', items: [{ key: 'public.pem', path: 'public.pem' }] } });
+  });
+
+  test('placement passes through: nodeSelector, tolerations, affinity', () => {
+    const affinity = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'disk', operator: 'In', values: ['ssd'] }] }] } } };
+    const sts = buildStatefulSet(safekeeper({ nodeSelector: { pool: 'wal' }, tolerations: [{ key: 'dedicated', operator: 'Exists' }], affinity }));
+    expect(sts.spec.template.spec).toMatchObject({ nodeSelector: { pool: 'wal' }, tolerations: [{ key: 'dedicated', operator: 'Exists' }], affinity });
+  });
+
+  test('the template hash is stable, changes with image or restartedAt, and is copied to pods and the StatefulSet', () => {
+    const a = buildStatefulSet(safekeeper());
+    expect(revisionOf(buildStatefulSet(safekeeper()))).toBe(revisionOf(a));
+    expect(revisionOf(buildStatefulSet(safekeeper({ image: 'x:2' })))).not.toBe(revisionOf(a));
+    const restarted = buildStatefulSet(safekeeper({}, { 'walkeeper.io/restartedAt': '2026-01-01T00:00:00Z' }));
+    expect(revisionOf(restarted)).not.toBe(revisionOf(a));
+    expect(restarted.spec.template.metadata!.annotations!['walkeeper.io/restartedAt']).toBe('2026-01-01T00:00:00Z');
+    expect(restarted.spec.template.metadata!.annotations!['walkeeper.io/template-hash']).toBe(revisionOf(restarted));
+  });
+
+  test('headless Service publishes not-ready addresses; PDB allows one unavailable', () => {
+    const [cm, headless, client, pdb] = buildSafekeeperChildren(safekeeper());
+    expect(headless.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
+    expect(client.spec).toMatchObject({ type: 'ClusterIP' });
+    expect(pdb.spec).toMatchObject({ maxUnavailable: 1 });
+    expect((cm.data as Record<string, string>).WALKEEPER_SAFEKEEPERS).toBe(
+      'wal-0.wal-headless.db.svc.cluster.local:5454,wal-1.wal-headless.db.svc.cluster.local:5454,wal-2.wal-headless.db.svc.cluster.local:5454',
+    );
+  });
+});
+
+describe('Tenant compute builders', () => {
+  const inputs = { tenant: tenant({ postgresParameters: { work_mem: '64MB' } }), safekeeper: safekeeper(), tenantId: 'a'.repeat(32), timelineId: 'b'.repeat(32), dataPlaneImage: 'img:1' };
+
+  test('compute StatefulSet validates and runs PostgreSQL plus the proposer sidecar', () => {
+    const sts = buildComputeStatefulSet(inputs);
+    expect(() => new StatefulSet(sts as never).validate()).not.toThrow();
+    expect(sts.spec.replicas).toBe(1);
+    const pg = container(sts, 0);
+    expect(pg.image).toBe('postgres:15');
+    expect(pg.args).toEqual([
+      '-c', 'wal_level=replica', '-c', 'max_wal_senders=10', '-c', 'max_replication_slots=10',
+      '-c', 'synchronous_standby_names=walkeeper_proposer', '-c', 'synchronous_commit=on', '-c', 'work_mem=64MB',
+    ]);
+    expect(pg.env).toContainEqual({ name: 'POSTGRES_PASSWORD', valueFrom: { secretKeyRef: { name: 'app-credentials', key: 'password' } } });
+    const proposer = container(sts, 1);
+    expect(proposer.image).toBe('img:1');
+    expect(proposer.command).toEqual([
+      'walkeeper', 'proposer', '--pg', 'host=127.0.0.1 port=5432 user=postgres dbname=postgres',
+      '--safekeepers', 'wal-0.wal-headless.db.svc.cluster.local:5454,wal-1.wal-headless.db.svc.cluster.local:5454,wal-2.wal-headless.db.svc.cluster.local:5454',
+      '--tenant', 'a'.repeat(32), '--timeline', 'b'.repeat(32), '--listen-http', '0.0.0.0:7677',
+    ]);
+    expect(proposer.env).toEqual([{ name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: 'app-credentials', key: 'password' } } }]);
+  });
+
+  test('Secret carries username, password, host, port, dbname, uri; Service exposes 5432', () => {
+    const secret = buildSecret(inputs.tenant, 's3cret');
+    expect(() => new Secret(secret as never).validate()).not.toThrow();
+    const decoded = Object.fromEntries(Object.entries(secret.data!).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+    expect(decoded).toEqual({
+      username: 'postgres', password: 's3cret', host: 'app-compute.db.svc.cluster.local', port: '5432', dbname: 'postgres',
+      uri: 'postgresql://postgres:s3cret@app-compute.db.svc.cluster.local:5432/postgres',
+    });
+    const svc = buildComputeService(inputs.tenant);
+    expect(() => new Service(svc as never).validate()).not.toThrow();
+    expect((svc.spec as { ports: unknown[] }).ports).toEqual([expect.objectContaining({ port: 5432 })]);
+  });
+});
