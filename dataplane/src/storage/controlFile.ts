@@ -1,0 +1,233 @@
+// The per-timeline control file `safekeeper.control`: the acceptor's persistent state in an
+// explicit little-endian layout (magic, version, body, CRC-32C of all preceding bytes),
+// replaced atomically (write .partial, fsync, rename, fsync the directory). A corrupt file is
+// a hard error naming the file; it is never reset.
+
+import { open, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isValidId } from '../common/ids.js';
+import { formatLsn, isValidU64, type Lsn } from '../common/lsn.js';
+import { crc32c } from './crc32c.js';
+import { errnoCode, StorageError } from './errors.js';
+import { hex32 } from './walRecords.js';
+
+export const CONTROL_FILE_NAME = 'safekeeper.control';
+export const CONTROL_FILE_MAGIC = 0x57414c4b; // "WALK"
+export const CONTROL_FILE_VERSION = 1;
+
+export interface TermHistoryEntry {
+  term: bigint;
+  /** LSN at which this term's WAL begins. */
+  lsn: Lsn;
+}
+
+/** The acceptor state a safekeeper keeps per timeline (storage's own definition). */
+export interface TimelinePersistentState {
+  tenantId: string;
+  timelineId: string;
+  /** Highest term this acceptor has voted in / accepted. */
+  term: bigint;
+  termHistory: TermHistoryEntry[];
+  pgVersion: number;
+  systemId: bigint;
+  walSegSize: number;
+  pgTimeline: number;
+  timelineStartLsn: Lsn;
+  commitLsn: Lsn;
+  truncateLsn: Lsn;
+  /** Creation time, milliseconds since the epoch. */
+  createdAt: bigint;
+}
+
+const HEADER_SIZE = 8; // magic + version
+const ID_BYTES = 16;
+const FIXED_BODY_SIZE = ID_BYTES * 2 + 8 + 4 + 4 + 8 + 4 + 4 + 8 * 4; // without history entries
+const HISTORY_ENTRY_SIZE = 16;
+/** Refuse absurd history counts before allocating (a corrupt count would otherwise). */
+const MAX_HISTORY_ENTRIES = 1 << 20;
+
+/** Serializes a state to the on-disk bytes (with magic, version and checksum). */
+export function encodeControlFile(state: TimelinePersistentState): Buffer {
+  validateState(state);
+  const size = HEADER_SIZE + FIXED_BODY_SIZE + state.termHistory.length * HISTORY_ENTRY_SIZE + 4;
+  const buf = Buffer.alloc(size);
+  let o = 0;
+  o = buf.writeUInt32LE(CONTROL_FILE_MAGIC, o);
+  o = buf.writeUInt32LE(CONTROL_FILE_VERSION, o);
+  o += buf.write(state.tenantId, o, ID_BYTES, 'hex');
+  o += buf.write(state.timelineId, o, ID_BYTES, 'hex');
+  o = buf.writeBigUInt64LE(state.term, o);
+  o = buf.writeUInt32LE(state.termHistory.length, o);
+  for (const entry of state.termHistory) {
+    o = buf.writeBigUInt64LE(entry.term, o);
+    o = buf.writeBigUInt64LE(entry.lsn, o);
+  }
+  o = buf.writeUInt32LE(state.pgVersion, o);
+  o = buf.writeBigUInt64LE(state.systemId, o);
+  o = buf.writeUInt32LE(state.walSegSize, o);
+  o = buf.writeUInt32LE(state.pgTimeline, o);
+  o = buf.writeBigUInt64LE(state.timelineStartLsn, o);
+  o = buf.writeBigUInt64LE(state.commitLsn, o);
+  o = buf.writeBigUInt64LE(state.truncateLsn, o);
+  o = buf.writeBigUInt64LE(state.createdAt, o);
+  o = buf.writeUInt32LE(crc32c(buf.subarray(0, o)), o);
+  if (o !== size) throw new Error(`control file encoder wrote ${o} bytes, expected ${size}`);
+  return buf;
+}
+
+/** Parses on-disk bytes; `path` is only for messages. Throws StorageError 'control_corrupt'. */
+export function decodeControlFile(bytes: Uint8Array, path: string): TimelinePersistentState {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const bad = (what: string) => new StorageError('control_corrupt', `control file ${path}: ${what}`);
+  if (buf.length < HEADER_SIZE + FIXED_BODY_SIZE + 4) {
+    throw bad(`too short (${buf.length} bytes, at least ${HEADER_SIZE + FIXED_BODY_SIZE + 4} expected)`);
+  }
+  const magic = buf.readUInt32LE(0);
+  if (magic !== CONTROL_FILE_MAGIC) throw bad(`bad magic 0x${hex32(magic)} (expected 0x${hex32(CONTROL_FILE_MAGIC)})`);
+  const version = buf.readUInt32LE(4);
+  if (version !== CONTROL_FILE_VERSION) throw bad(`unsupported format version ${version} (this build reads ${CONTROL_FILE_VERSION})`);
+
+  // The length depends on the history count; check the checksum over what the count implies
+  // only after the count is plausible, so a short or long file is reported as such.
+  const countOffset = HEADER_SIZE + ID_BYTES * 2 + 8;
+  const count = buf.readUInt32LE(countOffset);
+  const expectedSize = HEADER_SIZE + FIXED_BODY_SIZE + count * HISTORY_ENTRY_SIZE + 4;
+  if (count > MAX_HISTORY_ENTRIES || buf.length < expectedSize) {
+    // Could be a corrupt count or a truncated file: the checksum over the whole file decides the wording.
+    const stored = buf.readUInt32LE(buf.length - 4);
+    const computed = crc32c(buf.subarray(0, buf.length - 4));
+    if (stored !== computed) throw bad(`checksum mismatch (stored 0x${hex32(stored)}, computed 0x${hex32(computed)})`);
+    throw bad(`too short for ${count} term history entries (${buf.length} bytes, ${expectedSize} expected)`);
+  }
+  if (buf.length > expectedSize) {
+    const stored = buf.readUInt32LE(expectedSize - 4);
+    const computed = crc32c(buf.subarray(0, expectedSize - 4));
+    if (stored !== computed) throw bad(`checksum mismatch (stored 0x${hex32(stored)}, computed 0x${hex32(computed)})`);
+    throw bad(`${buf.length - expectedSize} trailing bytes after the checksum`);
+  }
+  const stored = buf.readUInt32LE(expectedSize - 4);
+  const computed = crc32c(buf.subarray(0, expectedSize - 4));
+  if (stored !== computed) throw bad(`checksum mismatch (stored 0x${hex32(stored)}, computed 0x${hex32(computed)})`);
+
+  let o = HEADER_SIZE;
+  const tenantId = buf.toString('hex', o, o + ID_BYTES);
+  o += ID_BYTES;
+  const timelineId = buf.toString('hex', o, o + ID_BYTES);
+  o += ID_BYTES;
+  const term = buf.readBigUInt64LE(o);
+  o += 8 + 4;
+  const termHistory: TermHistoryEntry[] = [];
+  for (let k = 0; k < count; k++) {
+    termHistory.push({ term: buf.readBigUInt64LE(o), lsn: buf.readBigUInt64LE(o + 8) });
+    o += HISTORY_ENTRY_SIZE;
+  }
+  const pgVersion = buf.readUInt32LE(o);
+  const systemId = buf.readBigUInt64LE(o + 4);
+  const walSegSize = buf.readUInt32LE(o + 12);
+  const pgTimeline = buf.readUInt32LE(o + 16);
+  const timelineStartLsn = buf.readBigUInt64LE(o + 20);
+  const commitLsn = buf.readBigUInt64LE(o + 28);
+  const truncateLsn = buf.readBigUInt64LE(o + 36);
+  const createdAt = buf.readBigUInt64LE(o + 44);
+  return {
+    tenantId,
+    timelineId,
+    term,
+    termHistory,
+    pgVersion,
+    systemId,
+    walSegSize,
+    pgTimeline,
+    timelineStartLsn,
+    commitLsn,
+    truncateLsn,
+    createdAt,
+  };
+}
+
+function validateState(state: TimelinePersistentState): void {
+  const fail = (what: string) => {
+    throw new StorageError('invalid_argument', `cannot write control file for ${state.tenantId}/${state.timelineId}: ${what}`);
+  };
+  if (!isValidId(state.tenantId)) fail(`invalid tenant_id ${JSON.stringify(state.tenantId)}`);
+  if (!isValidId(state.timelineId)) fail(`invalid timeline_id ${JSON.stringify(state.timelineId)}`);
+  const u64s: [string, bigint][] = [
+    ['term', state.term],
+    ['systemId', state.systemId],
+    ['timelineStartLsn', state.timelineStartLsn],
+    ['commitLsn', state.commitLsn],
+    ['truncateLsn', state.truncateLsn],
+    ['createdAt', state.createdAt],
+  ];
+  state.termHistory.forEach((e, k) => {
+    u64s.push([`termHistory[${k}].term`, e.term], [`termHistory[${k}].lsn`, e.lsn]);
+  });
+  for (const [name, v] of u64s) if (typeof v !== 'bigint' || !isValidU64(v)) fail(`${name} ${String(v)} is not a u64`);
+  const u32s: [string, number][] = [
+    ['pgVersion', state.pgVersion],
+    ['walSegSize', state.walSegSize],
+    ['pgTimeline', state.pgTimeline],
+  ];
+  for (const [name, v] of u32s) if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) fail(`${name} ${v} is not a u32`);
+  if (state.termHistory.length > MAX_HISTORY_ENTRIES) fail(`term history has ${state.termHistory.length} entries`);
+}
+
+export interface ControlFileWriteOptions {
+  syncMode?: 'fsync' | 'none';
+}
+
+/** Reads `<timelineDir>/safekeeper.control`; null if it does not exist. */
+export async function readControlFile(timelineDir: string): Promise<TimelinePersistentState | null> {
+  const path = join(timelineDir, CONTROL_FILE_NAME);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return null;
+    throw new StorageError('io_error', `control file ${path}: cannot read: ${String(err)}`, { cause: err });
+  }
+  return decodeControlFile(bytes, path);
+}
+
+/** Atomically replaces `<timelineDir>/safekeeper.control` with `state`. */
+export async function writeControlFile(
+  timelineDir: string,
+  state: TimelinePersistentState,
+  options: ControlFileWriteOptions = {},
+): Promise<void> {
+  const bytes = encodeControlFile(state);
+  const path = join(timelineDir, CONTROL_FILE_NAME);
+  const tmp = `${path}.partial`;
+  const sync = (options.syncMode ?? 'fsync') === 'fsync';
+  try {
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(bytes);
+      if (sync) await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    if (sync) await fsyncDirectory(timelineDir);
+  } catch (err) {
+    const code = errnoCode(err) === 'ENOSPC' ? 'disk_full' : 'io_error';
+    throw new StorageError(code, `control file ${path}: cannot write: ${String(err)}`, { cause: err });
+  }
+}
+
+export async function fsyncDirectory(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A one-line summary for logs. */
+export function describeControlState(state: TimelinePersistentState): string {
+  return (
+    `${state.tenantId}/${state.timelineId} term ${state.term} commit ${formatLsn(state.commitLsn)} ` +
+    `start ${formatLsn(state.timelineStartLsn)} history ${state.termHistory.map((e) => `${e.term}@${formatLsn(e.lsn)}`).join(',')}`
+  );
+}
