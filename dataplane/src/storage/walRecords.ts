@@ -57,7 +57,9 @@ const PAGE_MASK = XLOG_BLCKSZ - 1;
 /**
  * Tracks record boundaries over a WAL byte stream.
  *
- * `lastRecordEnd` is the exact (unaligned) end LSN of the last complete record seen; after an
+ * `lastRecordEnd` is the end LSN of the last complete record seen, MAXALIGNed as PostgreSQL
+ * reports record ends (a COMMIT waits for exactly that LSN) once the padding has been fed, the
+ * exact end before that; after an
  * XLOG_SWITCH it becomes the next segment boundary once the padding has been fed (in validate
  * mode immediately, since the padding is zeros by definition).
  */
@@ -128,7 +130,11 @@ export class WalRecordDecoder {
   }
 
   get lastRecordEnd(): Lsn {
-    return this.endBase + BigInt(this.endOff);
+    const exact = this.endBase + BigInt(this.endOff);
+    const fed = this.position;
+    if (exact >= fed) return exact; // XLOG_SWITCH in recovery: the padding is implied
+    const aligned = maxAlign(exact);
+    return aligned <= fed ? aligned : exact;
   }
 
   /** Start of the last complete record, or null if none has been decoded from its start. */

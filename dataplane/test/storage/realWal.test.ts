@@ -113,7 +113,7 @@ maybe('real PostgreSQL 15 WAL', () => {
   it('WalStore ingests the real stream: flushLsn is always a record end, bytes read back identical', async () => {
     const dir = mkdtempSync(join(work, 'ingest-'));
     const recordEnds = new Set<Lsn>([walStart]);
-    const probe = new WalRecordDecoder({ startLsn: walStart, walSegSize: SEG, validate: true, onRecord: (_s, _l, e) => recordEnds.add(e) });
+    const probe = new WalRecordDecoder({ startLsn: walStart, walSegSize: SEG, validate: true, onRecord: (_s, _l, e) => recordEnds.add(e).add(maxAlign(e)) });
     probe.feed(wal);
     const end = probe.lastRecordEnd;
     for (const r of dump) if (r.rmgr === 'XLOG' && r.desc === 'SWITCH') recordEnds.add(((r.start / BigInt(SEG)) + 1n) * BigInt(SEG));

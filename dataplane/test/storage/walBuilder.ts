@@ -12,7 +12,10 @@ import {
 
 export interface BuiltRecord {
   start: Lsn;
+  /** MAXALIGNed end, as PostgreSQL reports it */
   end: Lsn;
+  /** end of the record's last byte, before padding */
+  exactEnd: Lsn;
   totalLength: number;
 }
 
@@ -63,7 +66,10 @@ export class WalBuilder {
       off += n;
     }
     this.prev = start;
-    const record = { start, end: this.pos, totalLength: total };
+    const exactEnd = this.pos;
+    // PostgreSQL's end LSN of a record is MAXALIGNed, and the padding is part of the stream.
+    this.pad8();
+    const record = { start, end: this.pos, exactEnd, totalLength: total };
     this.records.push(record);
     return record;
   }
@@ -124,5 +130,7 @@ export function lastEndAtOrBefore(records: BuiltRecord[], lsn: Lsn, fallback: Ls
     if (records[mid].end <= lsn) lo = mid + 1;
     else hi = mid;
   }
+  // fed past a record's last byte but not through its padding: the exact end is reported
+  if (lo < records.length && records[lo].exactEnd <= lsn) return records[lo].exactEnd;
   return lo === 0 ? fallback : records[lo - 1].end;
 }
