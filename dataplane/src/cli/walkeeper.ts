@@ -1,0 +1,37 @@
+// walkeeper: the data-plane processes. `safekeeper` is one member of the WAL quorum;
+// `proposer` is the sidecar that pushes a PostgreSQL primary's WAL to the quorum.
+import { Command } from 'commander';
+import { flag } from './flags.js';
+import { runSafekeeper } from '../safekeeper/main.js';
+import { runProposer } from '../proposer/main.js';
+
+const program = new Command('walkeeper').description('walkeeper WAL service').showHelpAfterError();
+
+program
+  .command('safekeeper')
+  .description('run a safekeeper: stores WAL durably, votes in elections, serves readers')
+  .addOption(flag('--id <n>', 'safekeeper id (positive integer), pinned to the data directory'))
+  .addOption(flag('--id-from-hostname', 'take the id from a StatefulSet hostname: ordinal N gives id N+1'))
+  .addOption(flag('--datadir <dir>', 'data directory', './safekeeper-data'))
+  .addOption(flag('--listen-pg <host:port>', 'Postgres-protocol address (proposers and readers)', '0.0.0.0:5454'))
+  .addOption(flag('--listen-http <host:port>', 'HTTP API and metrics address', '0.0.0.0:7676'))
+  .addOption(flag('--auth-public-key <file>', 'PEM public key; when set, every connection and request needs a JWT'))
+  .addOption(flag('--log-format <format>', 'json or text', 'json'))
+  .action(runSafekeeper);
+
+program
+  .command('proposer')
+  .description('run the proposer sidecar beside a PostgreSQL primary')
+  .addOption(flag('--pg <connstr>', 'libpq-style connection string of the primary (key=value or postgresql:// URL)'))
+  .addOption(flag('--safekeepers <list>', 'comma-separated host:port of the safekeepers\' Postgres-protocol ports'))
+  .addOption(flag('--tenant <id>', 'tenant id (32 hex)'))
+  .addOption(flag('--timeline <id>', 'timeline id (32 hex)'))
+  .addOption(flag('--listen-http <host:port>', 'HTTP status and metrics address', '0.0.0.0:7677'))
+  .addOption(flag('--auth-token <jwt>', 'JWT presented to the safekeepers'))
+  .addOption(flag('--log-format <format>', 'json or text', 'json'))
+  .action(runProposer);
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`walkeeper: error: ${err.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,85 @@
+// The safekeeper's HTTP API (ARCHITECTURE.md §7): status, tenants and timelines, metrics,
+// liveness and readiness.
+import type { Express, Request } from 'express';
+import { createApp, finishApp, requireAuth } from './server.js';
+import { badRequest, notFound } from './errors.js';
+import { isValidId, newId } from '../common/ids.js';
+import type { SafekeeperContext } from '../safekeeper/context.js';
+
+export const VERSION = '0.1.0';
+
+export function safekeeperApp(ctx: SafekeeperContext, state: { ready: () => boolean; startedAt: number }): Express {
+  const app = createApp();
+  const auth = requireAuth(ctx.auth);
+
+  // Probes and metrics stay open: kubelet and Prometheus carry no token.
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', (_req, res) => {
+    if (state.ready()) res.json({ status: 'ready' });
+    else res.status(503).json({ error: 'not ready: storage is still loading', code: 'not_ready' });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('content-type', ctx.metrics.registry.contentType);
+    res.send(await ctx.metrics.registry.metrics());
+  });
+  app.get('/v1/status', (_req, res) => {
+    res.json({ id: ctx.nodeId, version: VERSION, uptime_seconds: (Date.now() - state.startedAt) / 1000 });
+  });
+
+  app.get('/v1/tenants', auth, (_req, res) => {
+    res.json({ tenants: ctx.registry.listTenants() });
+  });
+  app.post('/v1/tenants', auth, async (req, res) => {
+    const tenantId = optionalId(req, 'tenant_id') ?? newId();
+    await ctx.registry.createTenant(tenantId);
+    ctx.log.info({ tenant_id: tenantId }, 'tenant created');
+    res.status(201).json({ tenant_id: tenantId });
+  });
+  app.delete('/v1/tenants/:tenant_id', auth, async (req, res) => {
+    const tenantId = pathId(req, 'tenant_id');
+    await ctx.registry.deleteTenant(tenantId);
+    ctx.log.info({ tenant_id: tenantId }, 'tenant deleted');
+    res.json({ tenant_id: tenantId, deleted: true });
+  });
+  app.get('/v1/tenants/:tenant_id/timelines', auth, (req, res) => {
+    const tenantId = pathId(req, 'tenant_id');
+    res.json({ tenant_id: tenantId, timelines: ctx.registry.listTimelines(tenantId) });
+  });
+  app.post('/v1/tenants/:tenant_id/timelines', auth, async (req, res) => {
+    const tenantId = pathId(req, 'tenant_id');
+    const timelineId = optionalId(req, 'timeline_id') ?? newId();
+    await ctx.registry.createTimeline(tenantId, timelineId);
+    ctx.log.info({ tenant_id: tenantId, timeline_id: timelineId }, 'timeline created');
+    res.status(201).json({ tenant_id: tenantId, timeline_id: timelineId });
+  });
+  app.get('/v1/tenants/:tenant_id/timelines/:timeline_id', auth, (req, res) => {
+    const tenantId = pathId(req, 'tenant_id');
+    const timelineId = pathId(req, 'timeline_id');
+    const tl = ctx.registry.getTimeline(tenantId, timelineId);
+    if (!tl) {
+      if (!ctx.registry.hasTenant(tenantId)) throw notFound('tenant_not_found', `tenant ${tenantId} does not exist`);
+      throw notFound('timeline_not_found', `timeline ${timelineId} of tenant ${tenantId} does not exist`);
+    }
+    res.json(tl.statusJson());
+  });
+
+  finishApp(app, ctx.log);
+  return app;
+}
+
+function pathId(req: Request, name: 'tenant_id' | 'timeline_id'): string {
+  const v = req.params[name];
+  if (!isValidId(v)) throw badRequest(`invalid_${name}`, `invalid ${name} "${String(v).slice(0, 80)}" in path: expected 32 lowercase hex characters`);
+  return v;
+}
+
+function optionalId(req: Request, name: 'tenant_id' | 'timeline_id'): string | undefined {
+  const body: unknown = req.body ?? {};
+  if (typeof body !== 'object' || Array.isArray(body) || body === null) throw badRequest('bad_body', 'request body must be a JSON object');
+  const v = (body as Record<string, unknown>)[name];
+  if (v === undefined) return undefined;
+  if (!isValidId(v)) throw badRequest(`invalid_${name}`, `invalid ${name} ${JSON.stringify(v).slice(0, 80)}: expected 32 lowercase hex characters`);
+  return v;
+}

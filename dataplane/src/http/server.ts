@@ -1,0 +1,79 @@
+// Shared express plumbing for the safekeeper's and proposer's HTTP APIs: JSON errors,
+// bearer-token auth, a listener that reports its bound address.
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApiError } from './errors.js';
+import { AuthError, authorize, type Authenticator, type Claims } from '../auth/jwt.js';
+import type { Logger } from '../common/log.js';
+
+export function createApp(): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.json({ limit: '64kb' }));
+  return app;
+}
+
+/** Installs the final handlers: unknown routes are 404 JSON, every error becomes {"error","code"}. */
+export function finishApp(app: Express, log: Logger): void {
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`));
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    void _next;
+    if (err instanceof ApiError || err instanceof AuthError) {
+      const code = err instanceof ApiError ? err.code : err.status === 401 ? 'unauthorized' : 'forbidden';
+      res.status(err.status).json({ error: err.message, code });
+      return;
+    }
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e?.type === 'entity.parse.failed') {
+      res.status(400).json({ error: `request body is not valid JSON: ${e.message}`, code: 'bad_json' });
+      return;
+    }
+    if (e?.type === 'entity.too.large') {
+      res.status(413).json({ error: 'request body too large (limit 64 KiB)', code: 'body_too_large' });
+      return;
+    }
+    log.error({ err, method: req.method, path: req.path }, 'internal error in HTTP handler');
+    res.status(500).json({ error: `internal error: ${e?.message ?? String(err)}`, code: 'internal' });
+  });
+}
+
+/**
+ * Route guard: with auth on, requires a bearer JWT allowed for the route's tenant
+ * (`:tenant_id` param) or, for routes without one, an admin token.
+ */
+export function requireAuth(auth: Authenticator | undefined) {
+  return async (req: Request, _res: Response, next: NextFunction) => {
+    if (!auth) return next();
+    try {
+      const header = req.headers.authorization;
+      const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+      const claims: Claims = await auth.verify(token);
+      const tenantId = typeof req.params.tenant_id === 'string' ? req.params.tenant_id : undefined;
+      authorize(claims, tenantId);
+      (req as Request & { claims?: Claims }).claims = claims;
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+export async function listen(app: Express, hostPort: string): Promise<{ server: Server; address: AddressInfo }> {
+  const { host, port } = splitHostPort(hostPort);
+  return new Promise((resolve, reject) => {
+    const server = app.listen(port, host);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new Error(`cannot listen on ${hostPort}: address already in use`) : err),
+    );
+    server.once('listening', () => resolve({ server, address: server.address() as AddressInfo }));
+  });
+}
+
+export function splitHostPort(hostPort: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(hostPort);
+  if (!m || Number(m[3]) > 65535) throw new Error(`invalid address "${hostPort}": expected HOST:PORT`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port: Number(m[3]) };
+}

@@ -1,0 +1,58 @@
+// `walkeeper proposer`: the sidecar beside a PostgreSQL primary.
+import { createLogger, type LogFormat } from '../common/log.js';
+import { parseConnInfo } from '../common/conninfo.js';
+import { assertValidId } from '../common/ids.js';
+import { listen } from '../http/server.js';
+import { proposerApp, ProposerMetrics } from '../http/proposerApi.js';
+import { parseSafekeeperList } from './safekeeperLink.js';
+import { ProposerService } from './service.js';
+
+export interface ProposerOptions {
+  pg?: string;
+  safekeepers?: string;
+  tenant?: string;
+  timeline?: string;
+  listenHttp: string;
+  authToken?: string;
+  logFormat: string;
+}
+
+export async function startProposer(opts: ProposerOptions) {
+  if (!opts.pg) throw new Error('missing --pg: the connection string of the PostgreSQL primary');
+  if (!opts.safekeepers) throw new Error('missing --safekeepers: host:port,host:port,... of the safekeepers');
+  assertValidId('tenant_id', opts.tenant);
+  assertValidId('timeline_id', opts.timeline);
+  const log = createLogger({ name: 'proposer', format: opts.logFormat as LogFormat });
+  const pg = parseConnInfo(opts.pg);
+  const targets = parseSafekeeperList(opts.safekeepers, opts.tenant, opts.timeline, opts.authToken);
+  const metrics = new ProposerMetrics();
+  const service = new ProposerService({ pg, targets, tenantId: opts.tenant, timelineId: opts.timeline, log, metrics });
+  const http = await listen(proposerApp(() => service.status(), metrics, log), opts.listenHttp);
+  service.start();
+  log.info({ safekeepers: targets.map((t) => t.address), postgres: `${pg.host}:${pg.port}`, listen_http: opts.listenHttp }, 'proposer started');
+  return {
+    service,
+    log,
+    async stop() {
+      await service.stop();
+      await new Promise<void>((resolve) => http.server.close(() => resolve()));
+      http.server.closeAllConnections?.();
+    },
+  };
+}
+
+export async function runProposer(opts: ProposerOptions): Promise<void> {
+  const p = await startProposer(opts);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    p.log.info({ signal }, 'shutting down');
+    p.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}

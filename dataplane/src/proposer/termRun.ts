@@ -1,0 +1,370 @@
+// One term of the proposer, from election to its end: it connects to PostgreSQL and the
+// safekeepers, runs the election through the pure core (consensus/proposer.ts), checks that
+// PostgreSQL's WAL is the WAL the quorum holds, then streams new WAL and reports the quorum
+// commit LSN back to PostgreSQL. Anything that breaks the term (PostgreSQL gone, a higher
+// term, a refusal) ends it; the service starts a fresh term, or stops when fenced.
+import { Proposer, type ProposerEffect, type AppendRequestHeader } from '../consensus/proposer.js';
+import { ProposerError } from '../consensus/errors.js';
+import type { AcceptorMessage, ProposerElected, ProposerGreeting, VoteRequest } from '../consensus/messages.js';
+import { DEFAULT_WAL_SEG_SIZE, XLOG_BLCKSZ, formatLsn, segmentStart, type Lsn } from '../common/lsn.js';
+import type { Logger } from '../common/log.js';
+import type { ConnInfo } from '../common/conninfo.js';
+import type { ProposerMetrics } from '../http/proposerApi.js';
+import { PgWalSource } from './pgSource.js';
+import { SafekeeperLink, readWalFromPeer, type LinkTarget } from './safekeeperLink.js';
+import { WalBuffer } from './walBuffer.js';
+import { PeerReader } from './peerReader.js';
+
+export type TermOutcome = { kind: 'fenced'; reason: string } | { kind: 'refused'; reason: string } | { kind: 'ended'; reason: string };
+
+/** WAL kept in memory beyond what every streaming member acknowledged. */
+const MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
+/** PostgreSQL's WAL just before the term start is compared with the donor's. */
+const VERIFY_BYTES = BigInt(XLOG_BLCKSZ);
+const HEARTBEAT_MS = 1_000;
+
+interface MemberRuntime {
+  target: LinkTarget;
+  link: SafekeeperLink | undefined;
+  epoch: number;
+  queue: ({ kind: 'msg'; msg: ProposerGreeting | VoteRequest | ProposerElected } | { kind: 'append'; req: AppendRequestHeader })[];
+  pumping: boolean;
+  error: string | undefined;
+  peer: PeerReader | undefined;
+}
+
+export interface TermRunDeps {
+  pg: ConnInfo;
+  targets: LinkTarget[];
+  tenantId: string;
+  timelineId: string;
+  log: Logger;
+  metrics: ProposerMetrics;
+}
+
+export class TermRun {
+  core: Proposer | undefined;
+  source: PgWalSource | undefined;
+  state: 'connecting' | 'electing' | 'streaming' = 'connecting';
+  readonly members: MemberRuntime[];
+  private buffer: WalBuffer | undefined;
+  private verified = false;
+  private verifyFrom: Lsn = 0n;
+  private bufferWaiters: (() => void)[] = [];
+  private finished = false;
+  private resolveOutcome!: (o: TermOutcome) => void;
+  readonly outcome: Promise<TermOutcome>;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly deps: TermRunDeps) {
+    this.members = deps.targets.map((target) => ({ target, link: undefined, epoch: 0, queue: [], pumping: false, error: undefined, peer: undefined }));
+    this.outcome = new Promise((resolve) => (this.resolveOutcome = resolve));
+  }
+
+  /** Runs the term until it ends; never throws (failures become an `ended` outcome). */
+  async run(): Promise<TermOutcome> {
+    try {
+      await this.start();
+    } catch (err) {
+      this.finish({ kind: 'ended', reason: (err as Error).message });
+    }
+    const outcome = await this.outcome;
+    this.dispose();
+    return outcome;
+  }
+
+  private async start(): Promise<void> {
+    const { log } = this.deps;
+    let source: PgWalSource;
+    try {
+      source = await PgWalSource.connect(this.deps.pg, log);
+    } catch (err) {
+      throw new Error(`cannot connect to PostgreSQL at ${this.deps.pg.host}:${this.deps.pg.port}: ${(err as Error).message}`);
+    }
+    this.source = source;
+    if (this.finished) return;
+    await source.ensureSlot();
+    const id = source.identity;
+    log.info({ system_id: id.systemId.toString(), pg_timeline: id.pgTimeline, flush_lsn: formatLsn(id.flushLsn), pg_version: id.pgVersion }, 'connected to PostgreSQL');
+    this.core = new Proposer({
+      tenantId: this.deps.tenantId,
+      timelineId: this.deps.timelineId,
+      pgVersion: id.pgVersion,
+      systemId: id.systemId,
+      walSegSize: DEFAULT_WAL_SEG_SIZE,
+      memberCount: this.members.length,
+      // A new timeline starts at the segment holding PostgreSQL's flush position, so
+      // safekeepers hold whole segments and stock readers can start anywhere in them.
+      startLsnIfEmpty: segmentStart(id.flushLsn),
+    });
+    this.state = 'electing';
+    this.members.forEach((_, i) => void this.memberLoop(i));
+    this.heartbeatTimer = setInterval(() => this.dispatch(this.core!.heartbeat()), HEARTBEAT_MS);
+    this.heartbeatTimer.unref();
+  }
+
+  /** Keeps one member connected for the life of the term, reconnecting with backoff. */
+  private async memberLoop(i: number): Promise<void> {
+    const m = this.members[i];
+    let backoff = 200;
+    while (!this.finished) {
+      try {
+        const { link, ended } = await SafekeeperLink.open(m.target, (msg) => this.onMemberMessage(i, msg));
+        if (this.finished) {
+          link.close();
+          return;
+        }
+        m.link = link;
+        m.error = undefined;
+        backoff = 200;
+        this.dispatch(this.core!.onConnected(i));
+        await ended;
+      } catch (err) {
+        m.error = (err as Error).message;
+        if (!this.finished) this.deps.log.warn({ safekeeper: m.target.address, err: m.error }, 'safekeeper connection failed');
+      }
+      m.link?.close();
+      m.link = undefined;
+      m.epoch++;
+      m.queue = [];
+      if (this.finished) return;
+      this.dispatch(this.core!.onDisconnected(i));
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 5_000);
+    }
+  }
+
+  private onMemberMessage(i: number, msg: AcceptorMessage): void {
+    if (this.finished) return;
+    try {
+      this.dispatch(this.core!.handle(i, msg));
+    } catch (err) {
+      if (!(err instanceof ProposerError)) throw err;
+      // A member that breaks the protocol is dropped; the term goes on with the others.
+      this.members[i].error = err.message;
+      this.deps.log.warn({ safekeeper: this.members[i].target.address, err: err.message }, 'dropping safekeeper connection');
+      this.members[i].link?.close();
+    }
+  }
+
+  private dispatch(effects: ProposerEffect[]): void {
+    for (const e of effects) {
+      if (this.finished) return;
+      switch (e.kind) {
+        case 'send':
+          this.enqueue(e.member, { kind: 'msg', msg: e.msg });
+          break;
+        case 'send_append':
+          this.enqueue(e.member, { kind: 'append', req: e.request });
+          break;
+        case 'elected':
+          this.deps.metrics.elections.inc();
+          this.deps.metrics.term.set(Number(e.term));
+          void this.onElected(e).catch((err: Error) => this.finish({ kind: 'ended', reason: err.message }));
+          break;
+        case 'commit_advanced':
+          this.source?.sendStatus(e.commitLsn);
+          this.deps.metrics.commitLsn.set(Number(e.commitLsn));
+          this.trimBuffer(e.commitLsn);
+          break;
+        case 'fenced':
+          this.finish({ kind: 'fenced', reason: e.reason });
+          break;
+      }
+    }
+  }
+
+  private async onElected(e: Extract<ProposerEffect, { kind: 'elected' }>): Promise<void> {
+    const { log } = this.deps;
+    const source = this.source!;
+    const termStart = e.termStartLsn;
+    const pgFlush = await source.currentFlushLsn();
+    log.info({ term: e.term.toString(), term_start_lsn: formatLsn(termStart), donor: this.members[e.donor].target.address, pg_flush_lsn: formatLsn(pgFlush) }, 'elected');
+    if (termStart > pgFlush) {
+      return this.finish({
+        kind: 'refused',
+        reason:
+          `the safekeepers hold WAL up to ${formatLsn(termStart)} but PostgreSQL's WAL ends at ${formatLsn(pgFlush)}: ` +
+          `this PostgreSQL is not the primary that wrote the timeline (restored or diverged); refusing to push its WAL`,
+      });
+    }
+    const timelineStart = e.termHistory[0].lsn;
+    let from = termStart - VERIFY_BYTES > timelineStart ? termStart - VERIFY_BYTES : timelineStart;
+    let started: { ended: Promise<void> };
+    try {
+      started = await this.startPgStream(from);
+    } catch (err) {
+      if (from === termStart || !/removed/.test((err as Error).message)) throw err;
+      // PostgreSQL already recycled the WAL just before the term start: nothing to compare with.
+      log.warn({ err: (err as Error).message }, 'cannot compare PostgreSQL WAL with the quorum: WAL before the term start is gone');
+      from = termStart;
+      started = await this.startPgStream(from);
+    }
+    started.ended.catch((err: Error) => this.finish({ kind: 'ended', reason: err.message }));
+    this.wakeBufferWaiters();
+    if (from < termStart) await this.verifyAgainstDonor(e.donor, e.term, from, termStart);
+    if (this.finished) return;
+    this.verified = true;
+    this.state = 'streaming';
+    this.wakeBufferWaiters();
+    this.advance();
+  }
+
+  private async startPgStream(from: Lsn): Promise<{ ended: Promise<void> }> {
+    this.buffer = new WalBuffer(from);
+    this.verifyFrom = from;
+    return this.source!.startStreaming(from, (start, data) => {
+      if (this.finished) return;
+      this.buffer!.append(start, data);
+      this.deps.metrics.walReceived.inc(data.length);
+      this.wakeBufferWaiters();
+      if (this.verified) this.advance();
+    });
+  }
+
+  /** The bytes PostgreSQL has just before the term start must be the donor's bytes there. */
+  private async verifyAgainstDonor(donor: number, term: bigint, from: Lsn, to: Lsn): Promise<void> {
+    const parts: Buffer[] = [];
+    const end = await readWalFromPeer(this.members[donor].target, term, from, to, (_start, data) => {
+      parts.push(Buffer.from(data));
+    });
+    if (end < to) throw new Error(`donor ${this.members[donor].target.address} served WAL only up to ${formatLsn(end)}, not ${formatLsn(to)}`);
+    const theirs = Buffer.concat(parts);
+    await this.until(() => this.buffer!.end >= to);
+    const ours = this.buffer!.read(from, Number(to - from));
+    if (!ours.equals(theirs)) {
+      let at = 0;
+      while (at < ours.length && ours[at] === theirs[at]) at++;
+      this.finish({
+        kind: 'refused',
+        reason:
+          `PostgreSQL's WAL differs from the WAL the safekeepers hold at ${formatLsn(from + BigInt(at))} (before the term start ${formatLsn(to)}): ` +
+          `this PostgreSQL diverged from the timeline (restored from a backup?); refusing to push its WAL`,
+      });
+    }
+  }
+
+  /** New WAL from PostgreSQL beyond the term start goes to the core, which schedules sends. */
+  private advance(): void {
+    const core = this.core!;
+    const end = this.buffer!.end;
+    if (end > core.walEnd && end > core.termStartLsn) this.dispatch(core.onWalAppended(end));
+  }
+
+  private wakeBufferWaiters(): void {
+    const waiters = this.bufferWaiters;
+    this.bufferWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private enqueue(i: number, item: MemberRuntime['queue'][number]): void {
+    const m = this.members[i];
+    if (!m.link) return;
+    m.queue.push(item);
+    if (!m.pumping) void this.pump(i);
+  }
+
+  /** Sends a member's queue in order; WAL comes from the buffer, or from a peer when older. */
+  private async pump(i: number): Promise<void> {
+    const m = this.members[i];
+    if (m.pumping) return;
+    m.pumping = true;
+    const epoch = m.epoch;
+    try {
+      while (m.queue.length && m.epoch === epoch && !this.finished && m.link) {
+        const item = m.queue[0];
+        let ok: boolean;
+        if (item.kind === 'msg') {
+          ok = m.link.send(item.msg);
+        } else {
+          const walData = await this.walFor(i, item.req.beginLsn, item.req.endLsn);
+          if (m.epoch !== epoch || this.finished || !m.link) break;
+          ok = m.link.send({ ...item.req, walData });
+          this.deps.metrics.walSent.inc(walData.length);
+        }
+        m.queue.shift();
+        if (!ok) await m.link.drain();
+      }
+    } catch (err) {
+      if (m.epoch === epoch && !this.finished) {
+        m.error = (err as Error).message;
+        this.deps.log.warn({ safekeeper: m.target.address, err: m.error }, 'cannot feed safekeeper; reconnecting it');
+        m.queue = [];
+        m.link?.close();
+      }
+    } finally {
+      m.pumping = false;
+      // items queued for a newer connection while we were busy with the old one
+      if (m.epoch !== epoch && m.queue.length && !this.finished) void this.pump(i);
+    }
+  }
+
+  /** Resolves once cond() holds; re-checked whenever WAL arrives or the term's state moves. */
+  private until(cond: () => boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.finished) return reject(new Error('term ended'));
+        if (cond()) return resolve();
+        this.bufferWaiters.push(check);
+      };
+      check();
+    });
+  }
+
+  private async walFor(i: number, begin: Lsn, end: Lsn): Promise<Buffer> {
+    if (begin === end) return Buffer.alloc(0);
+    await this.until(() => this.buffer !== undefined);
+    if (begin >= this.verifyFrom) {
+      // From PostgreSQL's stream, once it was found to match the quorum's WAL.
+      await this.until(() => this.verified && this.buffer!.end >= end);
+      if (begin >= this.buffer!.start) return this.buffer!.read(begin, Number(end - begin));
+    }
+    const m = this.members[i];
+    m.peer ??= new PeerReader(() => this.catchUpPeer(i), this.core!.term);
+    return m.peer.read(begin, end);
+  }
+
+  /** Where member i catches up from: the donor (it had everything up to the term start), else the most advanced member. */
+  private catchUpPeer(i: number): LinkTarget | undefined {
+    const st = this.core!.status();
+    if (st.donor !== null && st.donor !== i && st.members[st.donor].state === 'streaming') return this.members[st.donor].target;
+    let best: number | undefined;
+    for (const ms of st.members) {
+      if (ms.member === i || ms.state !== 'streaming') continue;
+      if (best === undefined || ms.flushLsn > st.members[best].flushLsn) best = ms.member;
+    }
+    return best === undefined ? undefined : this.members[best].target;
+  }
+
+  private trimBuffer(commitLsn: Lsn): void {
+    const buffer = this.buffer;
+    if (!buffer || !this.verified) return;
+    const st = this.core!.status();
+    let floor = commitLsn;
+    for (const ms of st.members) if (ms.state === 'streaming' && ms.flushLsn < floor) floor = ms.flushLsn;
+    const cap = buffer.end - BigInt(MAX_BUFFERED_BYTES);
+    buffer.trimTo(floor > cap ? floor : cap);
+  }
+
+  private finish(outcome: TermOutcome): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.resolveOutcome(outcome);
+  }
+
+  /** Ends the term from outside (shutdown). */
+  stop(reason: string): void {
+    this.finish({ kind: 'ended', reason });
+  }
+
+  private dispose(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.wakeBufferWaiters();
+    for (const m of this.members) {
+      m.epoch++;
+      m.queue = [];
+      m.link?.close();
+    }
+    this.source?.close();
+  }
+}

@@ -1,0 +1,442 @@
+// One client connection on the safekeeper's Postgres-protocol port: startup and auth, then
+// the commands of a replication connection. START_WAL_PUSH hands the connection to the WAL
+// receiver (proposers), START_REPLICATION to the WAL sender (readers).
+import type { Socket } from 'node:net';
+import {
+  FrontendDecoder,
+  ProtocolError,
+  SqlState,
+  encodeAuthenticationCleartextPassword,
+  encodeAuthenticationOk,
+  encodeBackendKeyData,
+  encodeCommandComplete,
+  encodeDataRow,
+  encodeEmptyQueryResponse,
+  encodeEncryptionRefused,
+  encodeErrorResponse,
+  encodeParameterStatus,
+  encodeReadyForQuery,
+  encodeRowDescription,
+  PgType,
+  type FrontendMessage,
+} from '../protocol/pgServerCodec.js';
+import { parseReplicationCommand, type ReplicationCommand } from '../protocol/replicationCommands.js';
+import { formatLsn } from '../common/lsn.js';
+import { isValidId } from '../common/ids.js';
+import { AuthError, authorize, type Claims } from '../auth/jwt.js';
+import type { SafekeeperContext } from './context.js';
+import type { Timeline } from './timeline.js';
+import { WalReceiver } from './receiveWal.js';
+import { WalSender } from './sendWal.js';
+import { randomInt } from 'node:crypto';
+
+/** A sub-protocol that owns the connection's CopyData stream after START_*. */
+export interface CopyHandler {
+  onCopyData(data: Buffer): Promise<void> | void;
+  /** called after every batch of messages that arrived together (group-commit point) */
+  onBatchEnd(): Promise<void> | void;
+  onCopyDone(): Promise<void> | void;
+  onClose(): void;
+}
+
+/** An error that ends the connection, sent to the client as FATAL unless it was an ERROR. */
+export class ConnectionError extends Error {
+  constructor(
+    message: string,
+    readonly sqlState: string,
+    readonly severity: 'ERROR' | 'FATAL' = 'FATAL',
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
+
+const SERVER_VERSION = '15.0 (walkeeper)';
+/** How long a client may take from connecting to finishing authentication. */
+const STARTUP_TIMEOUT_MS = 10_000;
+
+export class PgConnection {
+  private readonly decoder = new FrontendDecoder();
+  private pending: FrontendMessage[] = [];
+  private processing = false;
+  private closed = false;
+  private startupDone = false;
+  private awaitingPassword = false;
+  private params: Record<string, string> = {};
+  private claims: Claims | undefined;
+  tenantId: string | undefined;
+  timelineId: string | undefined;
+  applicationName = '';
+  private copy: CopyHandler | undefined;
+  private readonly startupTimer: NodeJS.Timeout;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly ctx: SafekeeperContext,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => this.close());
+    socket.on('close', () => this.close());
+    this.startupTimer = setTimeout(() => {
+      if (!this.startupDone) this.fail(new ConnectionError(`startup not completed within ${STARTUP_TIMEOUT_MS} ms`, SqlState.protocolViolation));
+    }, STARTUP_TIMEOUT_MS);
+  }
+
+  get remote(): string {
+    return `${this.socket.remoteAddress}:${this.socket.remotePort}`;
+  }
+
+  write(buf: Buffer): boolean {
+    if (this.closed) return false;
+    return this.socket.write(buf);
+  }
+
+  /** Resolves once the socket can take more (backpressure for WAL senders). */
+  drained(): Promise<void> {
+    if (this.closed || !this.socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.once('drain', done);
+      this.socket.once('close', done);
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.pending.push(...this.decoder.push(chunk));
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    if (this.decoder.bufferedBytes > 0 && this.copy === undefined && !this.startupDone) {
+      // slow-drip startup is bounded by the startup timer
+    }
+    void this.drain();
+  }
+
+  /** Handles queued messages one at a time; the messages that arrived together form one batch. */
+  private async drain(): Promise<void> {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      while (this.pending.length && !this.closed) {
+        const batch = this.pending;
+        this.pending = [];
+        for (const msg of batch) {
+          if (this.closed) return;
+          await this.handle(msg);
+        }
+        if (this.copy && !this.closed) await this.copy.onBatchEnd();
+      }
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private async handle(msg: FrontendMessage): Promise<void> {
+    switch (msg.type) {
+      case 'ssl_request':
+      case 'gssenc_request':
+        this.write(encodeEncryptionRefused());
+        return;
+      case 'cancel_request':
+        this.close();
+        return;
+      case 'startup':
+        return this.onStartup(msg.params);
+      case 'password':
+        return this.onPassword(msg.password);
+      case 'terminate':
+        this.close();
+        return;
+      case 'query':
+        return this.onQuery(msg.text);
+      case 'copy_data':
+        if (!this.copy) throw new ConnectionError('unexpected CopyData outside of COPY', SqlState.protocolViolation);
+        return this.copy.onCopyData(msg.data);
+      case 'copy_done':
+        if (!this.copy) throw new ConnectionError('unexpected CopyDone outside of COPY', SqlState.protocolViolation);
+        return this.copy.onCopyDone();
+      case 'copy_fail':
+        throw new ConnectionError(`client aborted COPY: ${msg.message}`, '57014', 'ERROR');
+    }
+  }
+
+  private async onStartup(params: Record<string, string>): Promise<void> {
+    this.params = params;
+    this.applicationName = params.application_name ?? '';
+    const opts = parseStartupOptions(params.options ?? '');
+    for (const [key, value] of Object.entries(opts)) {
+      if ((key === 'tenant_id' || key === 'timeline_id') && !isValidId(value)) {
+        throw new ConnectionError(`invalid ${key} "${value}" in startup options: expected 32 lowercase hex characters`, SqlState.invalidParameterValue);
+      }
+    }
+    this.tenantId = opts.tenant_id;
+    this.timelineId = opts.timeline_id;
+    if (this.ctx.auth) {
+      this.awaitingPassword = true;
+      this.write(encodeAuthenticationCleartextPassword());
+      return;
+    }
+    this.finishStartup();
+  }
+
+  private async onPassword(password: string): Promise<void> {
+    if (!this.awaitingPassword) throw new ConnectionError('unexpected password message', SqlState.protocolViolation);
+    this.awaitingPassword = false;
+    try {
+      this.claims = await this.ctx.auth!.verify(password);
+      authorize(this.claims, this.tenantId);
+    } catch (err) {
+      if (err instanceof AuthError) throw new ConnectionError(err.message, SqlState.invalidPassword);
+      throw err;
+    }
+    this.finishStartup();
+  }
+
+  private finishStartup(): void {
+    if (this.tenantId !== undefined && !this.ctx.registry.hasTenant(this.tenantId)) {
+      throw new ConnectionError(`tenant ${this.tenantId} does not exist on safekeeper ${this.ctx.nodeId}`, SqlState.undefinedObject);
+    }
+    clearTimeout(this.startupTimer);
+    this.startupDone = true;
+    const out = [encodeAuthenticationOk()];
+    const status: Record<string, string> = {
+      application_name: this.applicationName,
+      client_encoding: 'UTF8',
+      DateStyle: 'ISO, MDY',
+      default_transaction_read_only: 'off',
+      in_hot_standby: 'off',
+      integer_datetimes: 'on',
+      IntervalStyle: 'postgres',
+      is_superuser: 'on',
+      server_encoding: 'UTF8',
+      server_version: SERVER_VERSION,
+      session_authorization: this.params.user ?? 'walkeeper',
+      standard_conforming_strings: 'on',
+      TimeZone: 'Etc/UTC',
+    };
+    for (const [k, v] of Object.entries(status)) out.push(encodeParameterStatus(k, v));
+    out.push(encodeBackendKeyData(process.pid, randomInt(0x7fffffff)), encodeReadyForQuery('I'));
+    this.write(Buffer.concat(out));
+  }
+
+  private async onQuery(text: string): Promise<void> {
+    if (!this.startupDone) throw new ConnectionError('query before startup completed', SqlState.protocolViolation);
+    let cmd: ReplicationCommand;
+    try {
+      cmd = parseReplicationCommand(text);
+    } catch (err) {
+      if (err instanceof ProtocolError) return this.queryError(err.message, err.code);
+      throw err;
+    }
+    this.ctx.log.debug({ conn: this.remote, cmd: cmd.kind }, 'command');
+    try {
+      await this.runCommand(cmd);
+    } catch (err) {
+      if (err instanceof ConnectionError && err.severity === 'ERROR') return this.queryError(err.message, err.sqlState, err.detail);
+      throw err;
+    }
+  }
+
+  /** An ERROR for one query: the connection stays usable. */
+  private queryError(message: string, code: string, detail?: string): void {
+    this.write(Buffer.concat([encodeErrorResponse({ severity: 'ERROR', code, message, detail }), encodeReadyForQuery('I')]));
+  }
+
+  /** The timeline named in the startup options; readers and proposers need one. */
+  private async requireTimeline(createIfMissing = false): Promise<Timeline> {
+    if (!this.tenantId || !this.timelineId) {
+      throw new ConnectionError('tenant_id and timeline_id are required: connect with options=\'-c tenant_id=<32 hex> -c timeline_id=<32 hex>\'', SqlState.invalidParameterValue, 'ERROR');
+    }
+    const tl = this.ctx.registry.getTimeline(this.tenantId, this.timelineId);
+    if (tl) return tl;
+    const broken = this.ctx.registry.brokenReason(this.tenantId, this.timelineId);
+    if (broken) throw new ConnectionError(`timeline ${this.timelineId} of tenant ${this.tenantId} is unavailable on safekeeper ${this.ctx.nodeId}: ${broken}`, SqlState.internalError, 'ERROR');
+    if (createIfMissing && this.ctx.registry.hasTenant(this.tenantId)) {
+      try {
+        return await this.ctx.registry.createTimeline(this.tenantId, this.timelineId);
+      } catch (err) {
+        const again = this.ctx.registry.getTimeline(this.tenantId, this.timelineId);
+        if (again) return again;
+        throw new ConnectionError(`cannot create timeline ${this.timelineId}: ${(err as Error).message}`, SqlState.internalError, 'ERROR');
+      }
+    }
+    throw new ConnectionError(`timeline ${this.timelineId} of tenant ${this.tenantId} does not exist on safekeeper ${this.ctx.nodeId}`, SqlState.undefinedObject, 'ERROR');
+  }
+
+  private rows(fields: { name: string; type: number }[], rows: (string | null)[][], tag: string): void {
+    const out = [encodeRowDescription(fields.map((f) => ({ name: f.name, typeOid: f.type, typeLen: f.type === PgType.int4 ? 4 : f.type === PgType.int8 ? 8 : -1 })))];
+    for (const r of rows) out.push(encodeDataRow(r));
+    out.push(encodeCommandComplete(tag), encodeReadyForQuery('I'));
+    this.write(Buffer.concat(out));
+  }
+
+  private async runCommand(cmd: ReplicationCommand): Promise<void> {
+    switch (cmd.kind) {
+      case 'empty':
+        this.write(Buffer.concat([encodeEmptyQueryResponse(), encodeReadyForQuery('I')]));
+        return;
+      case 'identify_system': {
+        const tl = await this.requireTimeline();
+        const s = tl.snapshot();
+        const xlogpos = this.isPeerRecovery() ? s.flushLsn : s.commitLsn;
+        this.rows(
+          [{ name: 'systemid', type: PgType.text }, { name: 'timeline', type: PgType.int4 }, { name: 'xlogpos', type: PgType.text }, { name: 'dbname', type: PgType.text }],
+          [[s.systemId.toString(), String(s.pgTimeline), formatLsn(xlogpos), null]],
+          'IDENTIFY_SYSTEM',
+        );
+        return;
+      }
+      case 'show':
+        return this.show(cmd.name);
+      case 'set':
+        this.write(Buffer.concat([encodeCommandComplete('SET'), encodeReadyForQuery('I')]));
+        return;
+      case 'timeline_history': {
+        const tl = await this.requireTimeline();
+        const s = tl.snapshot();
+        if (cmd.timeline !== s.pgTimeline || cmd.timeline <= 1) {
+          throw new ConnectionError(`could not open file "pg_wal/${cmd.timeline.toString(16).toUpperCase().padStart(8, '0')}.history": no history for timeline ${cmd.timeline} (this server is on timeline ${s.pgTimeline})`, '58P01', 'ERROR');
+        }
+        throw new ConnectionError(`history of PostgreSQL timeline ${cmd.timeline} is not kept by walkeeper`, SqlState.featureNotSupported, 'ERROR');
+      }
+      case 'read_replication_slot': {
+        // Slots are not kept: answer "slot exists, no restart position", which makes
+        // pg_receivewal start from the server's current position as it does for a new slot.
+        await this.requireTimeline();
+        this.rows([{ name: 'slot_type', type: PgType.text }, { name: 'restart_lsn', type: PgType.text }, { name: 'restart_tli', type: PgType.int8 }], [['physical', null, null]], 'READ_REPLICATION_SLOT');
+        return;
+      }
+      case 'create_replication_slot':
+      case 'drop_replication_slot':
+        throw new ConnectionError('replication slots are not supported by walkeeper safekeepers; connect without a slot or with any slot name (it is accepted and ignored)', SqlState.featureNotSupported, 'ERROR');
+      case 'timeline_status': {
+        const tl = this.tenantId && this.timelineId ? this.ctx.registry.getTimeline(this.tenantId, this.timelineId) : undefined;
+        const s = tl?.snapshot();
+        this.rows([{ name: 'flush_lsn', type: PgType.text }, { name: 'commit_lsn', type: PgType.text }], s ? [[formatLsn(s.flushLsn), formatLsn(s.commitLsn)]] : [], 'TIMELINE_STATUS');
+        return;
+      }
+      case 'start_wal_push': {
+        const tl = await this.requireTimeline(true);
+        this.copy = new WalReceiver(this, tl, this.ctx);
+        return;
+      }
+      case 'start_replication': {
+        const tl = await this.requireTimeline();
+        if (cmd.slot !== null && !/^[a-z0-9_]{1,63}$/.test(cmd.slot)) {
+          throw new ConnectionError(`replication slot name "${cmd.slot}" contains invalid character`, SqlState.invalidParameterValue, 'ERROR', 'Replication slot names may only contain lower case letters, numbers, and the underscore character.');
+        }
+        const sender = new WalSender(this, tl, this.ctx, cmd);
+        sender.validate();
+        this.copy = sender;
+        sender.start();
+        return;
+      }
+      case 'unsupported':
+        throw new ConnectionError(cmd.message, cmd.sqlState, 'ERROR');
+      case 'unknown':
+        throw new ConnectionError(`syntax error: walkeeper does not understand "${cmd.text.slice(0, 200)}"`, SqlState.syntaxError, 'ERROR');
+    }
+  }
+
+  private isPeerRecovery(): boolean {
+    return this.applicationName.startsWith('walkeeper_proposer');
+  }
+
+  private show(name: string): void {
+    const values: Record<string, string> = {
+      wal_segment_size: '16MB',
+      data_directory_mode: '0700',
+      server_version: SERVER_VERSION,
+      server_version_num: '150000',
+      integer_datetimes: 'on',
+      wal_block_size: '8192',
+      block_size: '8192',
+      max_connections: '1000',
+      server_encoding: 'UTF8',
+      client_encoding: 'UTF8',
+      timezone: 'Etc/UTC',
+    };
+    const key = name.toLowerCase();
+    if (key === 'wal_segment_size' && this.tenantId && this.timelineId) {
+      const tl = this.ctx.registry.getTimeline(this.tenantId, this.timelineId);
+      if (tl) values.wal_segment_size = `${tl.snapshot().walSegSize / (1024 * 1024)}MB`;
+    }
+    if (!(key in values)) throw new ConnectionError(`unrecognized configuration parameter "${name}"`, SqlState.undefinedObject, 'ERROR');
+    this.rows([{ name: key, type: PgType.text }], [[values[key]]], 'SHOW');
+  }
+
+  /** The copy sub-protocol ended normally: back to command mode. */
+  endCopy(tags: string[]): void {
+    this.copy = undefined;
+    this.write(Buffer.concat([...tags.map((t) => encodeCommandComplete(t)), encodeReadyForQuery('I')]));
+  }
+
+  /** Ends the connection with an error the client can read. */
+  fail(err: unknown): void {
+    if (this.closed) return;
+    let fields: { code: string; message: string; detail?: string; severity: 'ERROR' | 'FATAL' };
+    if (err instanceof ConnectionError) fields = { code: err.sqlState, message: err.message, detail: err.detail, severity: 'FATAL' };
+    else if (err instanceof ProtocolError) fields = { code: err.code, message: err.message, severity: 'FATAL' };
+    else {
+      const e = err as { code?: string; message?: string };
+      fields = { code: SqlState.internalError, message: e?.message ?? String(err), severity: 'FATAL' };
+      if (typeof e?.code !== 'string' || !/^[a-z_]+$/.test(e.code)) this.ctx.log.error({ err, conn: this.remote }, 'connection failed');
+    }
+    this.ctx.metrics.protocolErrors.inc({ code: fields.code });
+    this.ctx.log.warn({ conn: this.remote, tenant_id: this.tenantId, timeline_id: this.timelineId, code: fields.code, error: fields.message }, 'closing connection');
+    try {
+      this.socket.write(encodeErrorResponse({ severity: 'FATAL', code: fields.code, message: fields.message, detail: fields.detail }));
+    } catch {
+      // socket already broken
+    }
+    this.socket.end();
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.startupTimer);
+    this.pending = [];
+    this.copy?.onClose();
+    this.copy = undefined;
+    this.socket.destroySoon?.();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  get claimsForTest(): Claims | undefined {
+    return this.claims;
+  }
+}
+
+/**
+ * Parses libpq `options`: `-c tenant_id=X -c timeline_id=Y` (also `--tenant_id=X`). Unknown
+ * settings are kept but ignored, as PostgreSQL tools may pass their own.
+ */
+export function parseStartupOptions(options: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const words = options.trim().split(/\s+/).filter(Boolean);
+  for (let i = 0; i < words.length; i++) {
+    let w = words[i];
+    if (w === '-c' && i + 1 < words.length) w = words[++i];
+    else if (w.startsWith('-c')) w = w.slice(2);
+    else if (w.startsWith('--')) w = w.slice(2);
+    const eq = w.indexOf('=');
+    if (eq > 0) out[w.slice(0, eq).replace(/-/g, '_')] = w.slice(eq + 1);
+  }
+  return out;
+}

@@ -1,0 +1,119 @@
+// `walkeeper safekeeper`: loads every timeline (recovering the end of WAL) before it
+// accepts connections, then serves proposers and readers on the Postgres-protocol port and
+// the HTTP API beside it. An fsync failure ends the process, as PostgreSQL does.
+import { createServer, type Server } from 'node:net';
+import { hostname } from 'node:os';
+import { mkdirSync } from 'node:fs';
+import { createLogger, type LogFormat } from '../common/log.js';
+import { Authenticator, loadPublicKey } from '../auth/jwt.js';
+import { SafekeeperMetrics } from '../http/metrics.js';
+import { listen, splitHostPort } from '../http/server.js';
+import { safekeeperApp } from '../http/safekeeperApi.js';
+import { Registry } from './registry.js';
+import { PgConnection } from './connection.js';
+import type { SafekeeperContext } from './context.js';
+
+export interface SafekeeperOptions {
+  id?: string;
+  idFromHostname?: boolean;
+  datadir: string;
+  listenPg: string;
+  listenHttp: string;
+  authPublicKey?: string;
+  logFormat: string;
+}
+
+/** The safekeeper id: --id, or the StatefulSet ordinal of the hostname plus one. */
+export function resolveNodeId(opts: Pick<SafekeeperOptions, 'id' | 'idFromHostname'>, host = hostname()): number {
+  if (opts.id !== undefined && opts.id !== '') {
+    const id = Number(opts.id);
+    if (!Number.isInteger(id) || id < 1 || id > 2 ** 31) throw new Error(`invalid --id "${opts.id}": expected a positive integer`);
+    return id;
+  }
+  if (opts.idFromHostname) {
+    const m = /-(\d+)$/.exec(host.split('.')[0]);
+    if (!m) throw new Error(`--id-from-hostname: hostname "${host}" does not end in -<ordinal>`);
+    return Number(m[1]) + 1;
+  }
+  throw new Error('a safekeeper needs an id: pass --id N (or --id-from-hostname in a StatefulSet)');
+}
+
+export interface RunningSafekeeper {
+  ctx: SafekeeperContext;
+  pgAddress: string;
+  httpAddress: string;
+  stop(): Promise<void>;
+}
+
+export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningSafekeeper> {
+  const nodeId = resolveNodeId(opts);
+  const log = createLogger({ name: `safekeeper-${nodeId}`, format: opts.logFormat as LogFormat });
+  splitHostPort(opts.listenPg);
+  mkdirSync(opts.datadir, { recursive: true });
+  const auth = opts.authPublicKey ? new Authenticator(loadPublicKey(opts.authPublicKey)) : undefined;
+
+  let ready = false;
+  // The registry is created first and loaded after the HTTP listener is up, so liveness
+  // answers while a large data directory is being recovered.
+  const registry = new Registry(opts.datadir, log, nodeId);
+  await registry.layout.pinNodeId(nodeId);
+  const metrics = new SafekeeperMetrics(registry);
+  const ctx: SafekeeperContext = { nodeId, registry, auth, log, metrics };
+  registry.attachMetrics(metrics);
+  registry.onFatal((err) => {
+    log.fatal({ err: err.message }, 'storage failed; exiting so that no unflushed WAL is ever acknowledged');
+    process.exit(70);
+  });
+
+  const http = await listen(safekeeperApp(ctx, { ready: () => ready, startedAt: Date.now() }), opts.listenHttp);
+  const loaded = await registry.load();
+  log.info({ timelines: loaded, datadir: opts.datadir }, 'storage loaded');
+
+  const connections = new Set<PgConnection>();
+  const pgServer: Server = createServer((socket) => {
+    const conn = new PgConnection(socket, ctx);
+    connections.add(conn);
+    socket.on('close', () => connections.delete(conn));
+  });
+  const { host, port } = splitHostPort(opts.listenPg);
+  await new Promise<void>((resolve, reject) => {
+    pgServer.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new Error(`cannot listen on ${opts.listenPg}: address already in use`) : err));
+    pgServer.listen(port, host, () => resolve());
+  });
+  ready = true;
+  const pgAddr = pgServer.address() as { address: string; port: number };
+  log.info({ id: nodeId, listen_pg: `${pgAddr.address}:${pgAddr.port}`, listen_http: `${http.address.address}:${http.address.port}`, auth: auth !== undefined }, 'safekeeper ready');
+
+  return {
+    ctx,
+    pgAddress: `${pgAddr.address}:${pgAddr.port}`,
+    httpAddress: `${http.address.address}:${http.address.port}`,
+    async stop() {
+      ready = false;
+      pgServer.close();
+      for (const c of connections) c.close();
+      await registry.close();
+      await new Promise<void>((resolve) => http.server.close(() => resolve()));
+      http.server.closeAllConnections?.();
+    },
+  };
+}
+
+export async function runSafekeeper(opts: SafekeeperOptions): Promise<void> {
+  const sk = await startSafekeeper(opts);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    sk.ctx.log.info({ signal }, 'shutting down');
+    sk.stop().then(
+      () => process.exit(0),
+      (err: Error) => {
+        sk.ctx.log.error({ err: err.message }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}

@@ -1,0 +1,160 @@
+// Every tenant and timeline on this safekeeper's data directory. Loaded (with WAL
+// recovery) before the Postgres port opens; a timeline that fails to load stays listed with
+// its error and is never served or used to vote.
+import { readdir } from 'node:fs/promises';
+import { DataDirLayout } from '../storage/layout.js';
+import { CONTROL_FILE_NAME } from '../storage/controlFile.js';
+import { isStorageError } from '../storage/errors.js';
+import { conflict, notFound, ApiError } from '../http/errors.js';
+import type { Logger } from '../common/log.js';
+import type { SafekeeperMetrics, TimelineGaugeSource } from '../http/metrics.js';
+import { Timeline, type TimelineDeps } from './timeline.js';
+import { errnoCode } from '../storage/errors.js';
+
+interface TenantEntry {
+  timelines: Map<string, Timeline>;
+  /** timelines that exist on disk but could not be loaded, with the reason */
+  broken: Map<string, string>;
+}
+
+export class Registry implements TimelineGaugeSource {
+  readonly layout: DataDirLayout;
+  private readonly tenants = new Map<string, TenantEntry>();
+  private metrics: SafekeeperMetrics | undefined;
+  private fatal: (err: Error) => void = () => {};
+  /** serializes create/delete so two API calls cannot interleave on one tenant */
+  private adminLock: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly datadir: string,
+    private readonly log: Logger,
+    private readonly nodeId = 0,
+  ) {
+    this.layout = new DataDirLayout(datadir);
+  }
+
+  attachMetrics(m: SafekeeperMetrics): void {
+    this.metrics = m;
+  }
+
+  onFatal(cb: (err: Error) => void): void {
+    this.fatal = cb;
+  }
+
+  private deps(): TimelineDeps {
+    return { nodeId: this.nodeId, log: this.log, metrics: this.metrics, onFatal: (err) => this.fatal(err) };
+  }
+
+  private admin<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.adminLock.then(fn, fn);
+    this.adminLock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Loads every timeline; returns how many loaded. Failures are logged and kept as `broken`. */
+  async load(): Promise<number> {
+    await this.layout.removeInterruptedDeletions();
+    let loaded = 0;
+    for (const tenantId of await this.layout.listTenants()) {
+      const entry: TenantEntry = { timelines: new Map(), broken: new Map() };
+      this.tenants.set(tenantId, entry);
+      for (const timelineId of await this.layout.listTimelines(tenantId)) {
+        const dir = this.layout.timelineDir(tenantId, timelineId);
+        try {
+          const files = await readdir(dir);
+          const tl = files.length === 0 || (files.length === 1 && files[0] === `${CONTROL_FILE_NAME}.partial`)
+            ? await Timeline.create(dir, tenantId, timelineId, this.deps()) // creation was interrupted before the control file
+            : await Timeline.load(dir, tenantId, timelineId, this.deps());
+          entry.timelines.set(timelineId, tl);
+          loaded++;
+        } catch (err) {
+          const message = (err as Error).message;
+          entry.broken.set(timelineId, message);
+          this.log.error({ tenant_id: tenantId, timeline_id: timelineId, code: (err as { code?: string }).code, err: message }, 'timeline failed to load; it will not be served');
+        }
+      }
+    }
+    return loaded;
+  }
+
+  hasTenant(tenantId: string): boolean {
+    return this.tenants.has(tenantId);
+  }
+
+  listTenants(): { tenant_id: string; timelines: string[] }[] {
+    return [...this.tenants.entries()].map(([tenant_id, e]) => ({ tenant_id, timelines: [...e.timelines.keys(), ...e.broken.keys()] }));
+  }
+
+  listTimelines(tenantId: string): { timeline_id: string; error?: string }[] {
+    const e = this.tenants.get(tenantId);
+    if (!e) throw notFound('tenant_not_found', `tenant ${tenantId} does not exist`);
+    return [...[...e.timelines.keys()].map((timeline_id) => ({ timeline_id })), ...[...e.broken.entries()].map(([timeline_id, error]) => ({ timeline_id, error }))];
+  }
+
+  getTimeline(tenantId: string, timelineId: string): Timeline | undefined {
+    return this.tenants.get(tenantId)?.timelines.get(timelineId);
+  }
+
+  /** Why a timeline on disk is not served, if it is broken. */
+  brokenReason(tenantId: string, timelineId: string): string | undefined {
+    return this.tenants.get(tenantId)?.broken.get(timelineId);
+  }
+
+  createTenant(tenantId: string): Promise<void> {
+    return this.admin(async () => {
+      if (this.tenants.has(tenantId)) throw conflict('tenant_exists', `tenant ${tenantId} already exists`);
+      await this.storage(() => this.layout.createTenant(tenantId));
+      this.tenants.set(tenantId, { timelines: new Map(), broken: new Map() });
+    });
+  }
+
+  deleteTenant(tenantId: string): Promise<void> {
+    return this.admin(async () => {
+      const e = this.tenants.get(tenantId);
+      if (!e) throw notFound('tenant_not_found', `tenant ${tenantId} does not exist`);
+      // Stop serving first, so no proposer writes into a directory being removed.
+      this.tenants.delete(tenantId);
+      for (const tl of e.timelines.values()) await tl.close();
+      await this.storage(() => this.layout.deleteTenant(tenantId));
+    });
+  }
+
+  createTimeline(tenantId: string, timelineId: string): Promise<Timeline> {
+    return this.admin(async () => {
+      const e = this.tenants.get(tenantId);
+      if (!e) throw notFound('tenant_not_found', `tenant ${tenantId} does not exist`);
+      if (e.timelines.has(timelineId) || e.broken.has(timelineId)) throw conflict('timeline_exists', `timeline ${timelineId} of tenant ${tenantId} already exists`);
+      const dir = await this.storage(() => this.layout.createTimeline(tenantId, timelineId));
+      const tl = await this.storage(() => Timeline.create(dir, tenantId, timelineId, this.deps()));
+      e.timelines.set(timelineId, tl);
+      return tl;
+    });
+  }
+
+  /** Maps storage errors of admin operations to API errors (disk full is 507, like WebDAV). */
+  private async storage<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (isStorageError(err, 'disk_full') || errnoCode(err) === 'ENOSPC') throw new ApiError(507, 'disk_full', (err as Error).message);
+      if (isStorageError(err, 'already_exists')) throw conflict('already_exists', err.message);
+      if (isStorageError(err)) throw new ApiError(500, err.code, err.message);
+      throw err;
+    }
+  }
+
+  timelineGauges() {
+    const out = [];
+    for (const [tenantId, e] of this.tenants) {
+      for (const [timelineId, tl] of e.timelines) {
+        const s = tl.snapshot();
+        out.push({ tenantId, timelineId, flushLsn: s.flushLsn, commitLsn: s.commitLsn, term: s.term });
+      }
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    for (const e of this.tenants.values()) for (const tl of e.timelines.values()) await tl.close();
+  }
+}

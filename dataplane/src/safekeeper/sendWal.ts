@@ -1,0 +1,168 @@
+// The WAL sender: serves START_REPLICATION to stock readers (pg_receivewal, hot standbys)
+// up to the commit LSN, and to a proposer catching a member up (`(term 'N')`) up to the
+// flush LSN for as long as that term is current.
+import { ConnectionError, type CopyHandler, type PgConnection } from './connection.js';
+import type { SafekeeperContext } from './context.js';
+import type { Timeline } from './timeline.js';
+import type { ReplicationCommand } from '../protocol/replicationCommands.js';
+import { encodeCopyBothResponse, encodeCopyData, encodeCopyDone, SqlState } from '../protocol/pgServerCodec.js';
+import { decodeReceiverMessage, encodePrimaryKeepalive, encodeXLogData, pgNowMicros } from '../protocol/replicationMessages.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { formatLsn, XLOG_BLCKSZ, type Lsn } from '../common/lsn.js';
+import { isStorageError } from '../storage/errors.js';
+
+type StartReplication = Extract<ReplicationCommand, { kind: 'start_replication' }>;
+
+/** Largest XLogData payload, as the real walsender sends. */
+const MAX_SEND = 128 * 1024;
+const KEEPALIVE_INTERVAL_MS = 1_000;
+
+export interface ReaderInfo {
+  applicationName: string;
+  remote: string;
+  position: Lsn;
+  writeLsn: Lsn;
+  flushLsn: Lsn;
+  applyLsn: Lsn;
+  xmin: bigint;
+}
+
+export class WalSender implements CopyHandler {
+  private position: Lsn;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  readonly info: ReaderInfo;
+
+  constructor(
+    private readonly conn: PgConnection,
+    private readonly timeline: Timeline,
+    private readonly ctx: SafekeeperContext,
+    private readonly cmd: StartReplication,
+  ) {
+    this.position = cmd.startLsn;
+    this.info = { applicationName: conn.applicationName, remote: conn.remote, position: cmd.startLsn, writeLsn: 0n, flushLsn: 0n, applyLsn: 0n, xmin: 0n };
+  }
+
+  /** Refuses, as an ERROR the client can read, a start the timeline cannot serve. */
+  validate(): void {
+    const s = this.timeline.snapshot();
+    if (this.cmd.timeline !== null && this.cmd.timeline !== s.pgTimeline) {
+      throw new ConnectionError(`requested timeline ${this.cmd.timeline} is not in this server's history (it is on timeline ${s.pgTimeline})`, SqlState.invalidParameterValue, 'ERROR');
+    }
+    if (s.timelineStartLsn === 0n) {
+      throw new ConnectionError(`timeline ${this.timeline.timelineId} holds no WAL yet: no proposer has written to it`, '58P01', 'ERROR');
+    }
+    if (this.cmd.startLsn < s.timelineStartLsn) {
+      throw new ConnectionError(
+        `requested WAL at ${formatLsn(this.cmd.startLsn)} is before the start of this timeline; the first LSN available is ${formatLsn(s.timelineStartLsn)}`,
+        '58P01',
+        'ERROR',
+      );
+    }
+    const limit = this.limit();
+    if (limit !== undefined && this.cmd.startLsn > limit && this.cmd.startLsn - limit >= BigInt(s.walSegSize)) {
+      throw new ConnectionError(`requested starting point ${formatLsn(this.cmd.startLsn)} is ahead of the WAL flush position of this server ${formatLsn(limit)}`, SqlState.invalidParameterValue, 'ERROR');
+    }
+  }
+
+  start(): void {
+    this.conn.write(encodeCopyBothResponse());
+    this.timeline.readers.add(this.info);
+    this.ctx.metrics.readers.inc();
+    const onAdvance = () => this.wake?.();
+    this.timeline.on('advance', onAdvance);
+    void this.loop()
+      .catch((err) => this.conn.fail(err))
+      .finally(() => this.timeline.off('advance', onAdvance));
+  }
+
+  /** How far this reader may be sent: the commit LSN, or in term mode the flush LSN. */
+  private limit(): Lsn | undefined {
+    const s = this.timeline.snapshot();
+    if (this.cmd.term === null) return s.commitLsn;
+    if (s.term !== this.cmd.term) return undefined;
+    return s.flushLsn;
+  }
+
+  private async loop(): Promise<void> {
+    let lastSend = Date.now();
+    let sentData = false;
+    while (!this.stopped && !this.conn.isClosed) {
+      const limit = this.limit();
+      if (limit === undefined) {
+        throw new ConnectionError(`term changed: this safekeeper is now in term ${this.timeline.snapshot().term}, the reader asked for term ${this.cmd.term}`, '40001');
+      }
+      if (this.position < limit) {
+        const pageEnd = this.position - (this.position % BigInt(XLOG_BLCKSZ)) + BigInt(MAX_SEND);
+        const end = limit < pageEnd ? limit : pageEnd;
+        let data: Buffer;
+        try {
+          data = await this.timeline.readWal(this.position, Number(end - this.position));
+        } catch (err) {
+          if (isStorageError(err)) throw new ConnectionError(err.message, '58P01');
+          throw err;
+        }
+        if (data.length === 0) throw new ConnectionError(`no WAL readable at ${formatLsn(this.position)} although it is below ${formatLsn(limit)}`, SqlState.internalError);
+        this.conn.write(encodeCopyData(encodeXLogData(this.position, limit, pgNowMicros(), data)));
+        this.position += BigInt(data.length);
+        this.info.position = this.position;
+        this.ctx.metrics.walSentBytes.inc(data.length);
+        lastSend = Date.now();
+        sentData = true;
+        await this.conn.drained();
+        continue;
+      }
+      // Caught up: say so at once (a catching-up proposer stops reading on it), then idle.
+      if (sentData || Date.now() - lastSend >= KEEPALIVE_INTERVAL_MS) {
+        sentData = false;
+        this.conn.write(encodeCopyData(encodePrimaryKeepalive(limit, pgNowMicros(), false)));
+        lastSend = Date.now();
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, KEEPALIVE_INTERVAL_MS);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  onCopyData(data: Buffer): void {
+    let msg;
+    try {
+      msg = decodeReceiverMessage(data);
+    } catch (err) {
+      if (err instanceof ProtocolError) throw new ConnectionError(`bad message from replication client: ${err.message}`, err.code);
+      throw err;
+    }
+    if (msg.tag === 'status_update') {
+      this.info.writeLsn = msg.writeLsn;
+      this.info.flushLsn = msg.flushLsn;
+      this.info.applyLsn = msg.applyLsn;
+      if (msg.replyRequested) this.conn.write(encodeCopyData(encodePrimaryKeepalive(this.limit() ?? this.position, pgNowMicros(), false)));
+    } else {
+      this.info.xmin = (BigInt(msg.xminEpoch) << 32n) | BigInt(msg.xmin);
+    }
+  }
+
+  onBatchEnd(): void {}
+
+  onCopyDone(): void {
+    this.finish();
+    this.conn.write(encodeCopyDone());
+    this.conn.endCopy(['START_STREAMING', 'START_REPLICATION']);
+  }
+
+  onClose(): void {
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.wake?.();
+    if (this.timeline.readers.delete(this.info)) this.ctx.metrics.readers.dec();
+  }
+}

@@ -1,0 +1,278 @@
+// One timeline on a safekeeper: the acceptor state machine, its control file and its WAL
+// store, and the shell that performs the machine's effects in order. Every step on a
+// timeline runs under one lock, so two proposers racing for it are serialized.
+import { EventEmitter } from 'node:events';
+import { Acceptor, type AcceptorEffect } from '../consensus/acceptor.js';
+import { AcceptorError } from '../consensus/errors.js';
+import type { AcceptorMessage, ProposerMessage, Term, TermHistory } from '../consensus/messages.js';
+import { newTimelineState, type AcceptorPersistentState } from '../consensus/state.js';
+import { readControlFile, writeControlFile } from '../storage/controlFile.js';
+import { StorageError, isStorageError } from '../storage/errors.js';
+import { WalStore } from '../storage/walStore.js';
+import { DEFAULT_WAL_SEG_SIZE, formatLsn, maxLsn, type Lsn } from '../common/lsn.js';
+import type { Logger } from '../common/log.js';
+import type { SafekeeperMetrics } from '../http/metrics.js';
+import type { ReaderInfo } from './sendWal.js';
+
+/** How often lazily kept LSNs (commit, peer horizon) are written to the control file. */
+const CHECKPOINT_INTERVAL_MS = 1_000;
+
+export interface TimelineSnapshot {
+  systemId: bigint;
+  pgTimeline: number;
+  pgVersion: number;
+  walSegSize: number;
+  timelineStartLsn: Lsn;
+  writeLsn: Lsn;
+  flushLsn: Lsn;
+  commitLsn: Lsn;
+  term: Term;
+  lastLogTerm: Term;
+  termHistory: TermHistory;
+}
+
+export interface TimelineDeps {
+  nodeId: number;
+  log: Logger;
+  metrics?: SafekeeperMetrics;
+  /** storage failed in a way that must end the process (fsync) */
+  onFatal: (err: Error) => void;
+}
+
+type ReplySink = (msg: AcceptorMessage) => void;
+
+export class Timeline extends EventEmitter {
+  readonly readers = new Set<ReaderInfo>();
+  private acceptor: Acceptor;
+  private readonly sinks = new Map<number, { sink: ReplySink; kill: (err: Error) => void }>();
+  private lock: Promise<unknown> = Promise.resolve();
+  private needsFlush = false;
+  private readonly checkpointTimer: NodeJS.Timeout;
+  private closed = false;
+
+  private constructor(
+    readonly tenantId: string,
+    readonly timelineId: string,
+    readonly dir: string,
+    private store: WalStore,
+    private lastPersisted: AcceptorPersistentState,
+    private readonly createdAt: bigint,
+    private readonly deps: TimelineDeps,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.acceptor = this.newAcceptor();
+    this.checkpointTimer = setInterval(() => void this.checkpoint(), CHECKPOINT_INTERVAL_MS);
+    this.checkpointTimer.unref();
+  }
+
+  /** Writes the control file of a brand-new timeline (term 0, no WAL) into an existing directory. */
+  static async create(dir: string, tenantId: string, timelineId: string, deps: TimelineDeps): Promise<Timeline> {
+    const state = newTimelineState({ tenantId, timelineId, walSegSize: DEFAULT_WAL_SEG_SIZE });
+    const createdAt = BigInt(Date.now());
+    await writeControlFile(dir, { ...state, createdAt });
+    return Timeline.load(dir, tenantId, timelineId, deps);
+  }
+
+  /**
+   * Reads the control file and recovers the end of WAL. A corrupt or missing control file, or
+   * WAL that ends before what was acknowledged, is a StorageError naming the file.
+   */
+  static async load(dir: string, tenantId: string, timelineId: string, deps: TimelineDeps): Promise<Timeline> {
+    const persisted = await readControlFile(dir);
+    if (!persisted) throw new StorageError('control_missing', `timeline directory ${dir} has no control file`);
+    if (persisted.tenantId !== tenantId || persisted.timelineId !== timelineId) {
+      throw new StorageError('control_corrupt', `control file in ${dir} belongs to ${persisted.tenantId}/${persisted.timelineId}, not to the directory it is in`);
+    }
+    const { createdAt, ...state } = persisted;
+    const store = await WalStore.open(dir, {
+      walSegSize: state.walSegSize,
+      pgTimeline: state.pgTimeline,
+      timelineStartLsn: state.timelineStartLsn,
+      recoverFrom: maxLsn(state.commitLsn, state.timelineStartLsn),
+      requiredEnd: state.commitLsn,
+      onFsync: (s) => deps.metrics?.fsyncSeconds.observe(s),
+    });
+    return new Timeline(tenantId, timelineId, dir, store, state, createdAt, deps);
+  }
+
+  private newAcceptor(): Acceptor {
+    return new Acceptor({ nodeId: BigInt(this.deps.nodeId), state: this.lastPersisted, writeLsn: this.store.writeLsn, flushLsn: this.store.flushLsn });
+  }
+
+  snapshot(): TimelineSnapshot {
+    const v = this.acceptor.view();
+    const s = this.acceptor.persistentState;
+    return {
+      systemId: s.systemId,
+      pgTimeline: s.pgTimeline,
+      pgVersion: s.pgVersion,
+      walSegSize: s.walSegSize,
+      timelineStartLsn: v.timelineStartLsn,
+      writeLsn: v.writeLsn,
+      flushLsn: v.flushLsn,
+      commitLsn: v.commitLsn,
+      term: v.term,
+      lastLogTerm: v.lastLogTerm,
+      termHistory: v.termHistory,
+    };
+  }
+
+  statusJson(): Record<string, unknown> {
+    const s = this.snapshot();
+    const head = s.flushLsn;
+    return {
+      tenant_id: this.tenantId,
+      timeline_id: this.timelineId,
+      term: s.term.toString(),
+      last_log_term: s.lastLogTerm.toString(),
+      term_history: s.termHistory.map((h) => ({ term: h.term.toString(), lsn: formatLsn(h.lsn) })),
+      flush_lsn: formatLsn(s.flushLsn),
+      write_lsn: formatLsn(s.writeLsn),
+      commit_lsn: formatLsn(s.commitLsn),
+      timeline_start_lsn: formatLsn(s.timelineStartLsn),
+      system_id: s.systemId.toString(),
+      pg_version: s.pgVersion,
+      proposer_connected: this.sinks.size > 0,
+      proposers: this.sinks.size,
+      readers: [...this.readers].map((r) => ({
+        application_name: r.applicationName,
+        address: r.remote,
+        sent_lsn: formatLsn(r.position),
+        flush_lsn: formatLsn(r.flushLsn),
+        lag_bytes: (head > r.flushLsn && r.flushLsn > 0n ? head - r.flushLsn : 0n).toString(),
+      })),
+    };
+  }
+
+  /** Runs fn with the timeline lock held: acceptor steps and their I/O never interleave. */
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A proposer connection attaches; replies for it go to sink, kill ends it. */
+  attachProposer(sink: ReplySink, kill: (err: Error) => void): number {
+    const connId = this.acceptor.openConnection();
+    this.sinks.set(connId, { sink, kill });
+    return connId;
+  }
+
+  detachProposer(connId: number): Promise<void> {
+    return this.locked(async () => {
+      if (!this.sinks.delete(connId)) return;
+      await this.perform(this.acceptor.closeConnection(connId));
+      await this.flushIfNeeded();
+    });
+  }
+
+  /** Applies one proposer message. Protocol violations throw AcceptorError (the caller closes the connection). */
+  handle(connId: number, msg: ProposerMessage): Promise<void> {
+    return this.locked(async () => {
+      if (!this.sinks.has(connId)) return;
+      if (msg.tag === 'append_request') this.deps.metrics?.walReceivedBytes.inc(msg.walData.length);
+      await this.perform(this.acceptor.handle(connId, msg));
+    });
+  }
+
+  /** End of a batch of messages that arrived together: one fdatasync covers all of them. */
+  endOfBatch(): Promise<void> {
+    return this.locked(() => this.flushIfNeeded());
+  }
+
+  private async flushIfNeeded(): Promise<void> {
+    if (!this.needsFlush) return;
+    this.needsFlush = false;
+    const before = this.store.flushLsn;
+    const flushed = await this.io(() => this.store.flush());
+    if (flushed > before) this.deps.metrics?.walFlushedBytes.inc(Number(flushed - before));
+    // An empty store (elected, no WAL yet) flushes nothing; the acceptor's position stands.
+    const reported = this.store.writeLsn === 0n ? this.acceptor.view().flushLsn : flushed;
+    await this.perform(this.acceptor.onFlushed(reported));
+    this.emit('advance');
+  }
+
+  private async perform(effects: AcceptorEffect[]): Promise<void> {
+    for (const e of effects) {
+      switch (e.kind) {
+        case 'persist': {
+          const state = e.state;
+          await this.io(() => writeControlFile(this.dir, { ...state, createdAt: this.createdAt }));
+          this.lastPersisted = state;
+          break;
+        }
+        case 'truncate_wal':
+          // On an empty timeline this only fixes where WAL starts; the first append does that.
+          if (this.store.writeLsn !== 0n) await this.io(() => this.store.truncate(e.lsn));
+          this.emit('advance');
+          break;
+        case 'append_wal':
+          await this.io(() => this.store.append(e.beginLsn, e.data));
+          break;
+        case 'flush_wal':
+          this.needsFlush = true;
+          break;
+        case 'reply':
+          this.sinks.get(e.connId)?.sink(e.msg);
+          break;
+      }
+    }
+  }
+
+  /**
+   * Storage I/O with the failure policy: an fsync failure ends the process; any other
+   * storage error (disk full, I/O error) resets the acceptor to what is on disk and drops
+   * the proposers, which reconnect and redo greeting, vote and election from the truth.
+   */
+  private async io<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (isStorageError(err, 'fsync_failed') || this.store.failed) {
+        this.deps.onFatal(err as Error);
+      } else if (isStorageError(err)) {
+        this.deps.log.error({ tenant_id: this.tenantId, timeline_id: this.timelineId, code: err.code, err: err.message }, 'storage error; dropping proposers and reloading state from disk');
+        for (const { kill } of this.sinks.values()) kill(err);
+        this.sinks.clear();
+        this.acceptor = this.newAcceptor();
+        this.needsFlush = false;
+      }
+      throw err;
+    }
+  }
+
+  async readWal(start: Lsn, maxBytes: number): Promise<Buffer> {
+    return this.store.read(start, maxBytes, this.store.writeLsn);
+  }
+
+  private async checkpoint(): Promise<void> {
+    if (this.closed) return;
+    await this.locked(() => this.perform(this.acceptor.checkpoint())).catch((err: Error) => {
+      this.deps.log.warn({ tenant_id: this.tenantId, timeline_id: this.timelineId, err: err.message }, 'checkpoint of control file failed');
+    });
+  }
+
+  get proposerCount(): number {
+    return this.sinks.size;
+  }
+
+  /** Flushes dirty WAL and persists lazily kept LSNs, then closes files. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.checkpointTimer);
+    await this.locked(async () => {
+      for (const { kill } of this.sinks.values()) kill(new Error('timeline is closing'));
+      this.sinks.clear();
+      if (!this.store.failed) {
+        await this.flushIfNeeded().catch(() => undefined);
+        await this.perform(this.acceptor.checkpoint()).catch(() => undefined);
+      }
+      await this.store.close();
+    });
+    this.emit('advance');
+  }
+}
+
+export { AcceptorError };
