@@ -1,0 +1,42 @@
+// Test clusters: a LocalCluster in a temp directory on free loopback ports, always torn
+// down (processes killed, directory removed) even when a test fails.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalCluster, defaultConfig, portFree } from '../../src/local/cluster.js';
+import { chownSync } from 'node:fs';
+import { postgresIdentity } from '../../src/local/postgres.js';
+
+let nextBase = 20000 + (process.pid % 200) * 100;
+
+/** A port base whose 30 ports are all free right now. */
+export async function freePortBase(): Promise<number> {
+  for (let tries = 0; tries < 200; tries++) {
+    const base = nextBase;
+    nextBase += 50;
+    if (nextBase > 60000) nextBase = 20000;
+    let ok = true;
+    for (let p = base; p < base + 30 && ok; p++) ok = await portFree('127.0.0.1', p);
+    if (ok) return base;
+  }
+  throw new Error('no free loopback port range found');
+}
+
+export async function newTestCluster(opts: { safekeepers?: number } = {}): Promise<LocalCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'walkeeper-test-'));
+  const runAs = postgresIdentity();
+  if (runAs) chownSync(dir, runAs.uid, runAs.gid);
+  const config = defaultConfig({ portBase: await freePortBase(), safekeepers: opts.safekeepers ?? 3 });
+  const cluster = new LocalCluster(dir, config);
+  cluster.saveConfig();
+  return cluster;
+}
+
+/** Stops everything the cluster started, as hard as needed, and removes its directory. */
+export async function destroyTestCluster(cluster: LocalCluster | undefined): Promise<void> {
+  if (!cluster) return;
+  await cluster.killProposer().catch(() => undefined);
+  await cluster.postgres.stop('immediate').catch(() => undefined);
+  for (const sk of cluster.config.safekeepers) await cluster.killSafekeeper(sk.id).catch(() => undefined);
+  if (!process.env.WALKEEPER_KEEP_TEST_DIRS) rmSync(cluster.baseDir, { recursive: true, force: true });
+}
