@@ -1,13 +1,18 @@
 // Background processes of a local cluster, tracked by pid files so that one walctl
 // invocation can stop what another started. Tests use the same class with short-lived dirs.
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, writeFileSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { openSync, closeSync, writeFileSync, readFileSync, rmSync, mkdirSync, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { processAlive, sleep } from './postgres.js';
 
-/** Absolute path of the `walkeeper` entry point in this build. */
-export const WALKEEPER_JS = fileURLToPath(new URL('../cli/walkeeper.js', import.meta.url));
+/**
+ * Absolute path of the `walkeeper` launcher (dataplane/bin), found from this module whether it
+ * runs compiled (dist/src/local) or from source under the test runner (src/local).
+ */
+export const WALKEEPER_JS = [new URL('../../bin/walkeeper.js', import.meta.url), new URL('../../../bin/walkeeper.js', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((p) => existsSync(p)) ?? fileURLToPath(new URL('../../../bin/walkeeper.js', import.meta.url));
 
 export class ManagedProcess {
   constructor(
