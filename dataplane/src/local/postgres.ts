@@ -15,11 +15,14 @@ export class PostgresNotFoundError extends Error {
 }
 
 /** Directory holding initdb/postgres/pg_ctl; prefers $WALKEEPER_PG_BIN, then the newest Debian install. */
-export function findPgBinDir(): string {
-  const candidates = [process.env.WALKEEPER_PG_BIN, ...[17, 16, 15].map((v) => `/usr/lib/postgresql/${v}/bin`)];
+export function findPgBinDir(
+  candidates: (string | undefined)[] = [process.env.WALKEEPER_PG_BIN, ...[17, 16, 15].map((v) => `/usr/lib/postgresql/${v}/bin`)],
+  askPgConfig = true,
+): string {
   for (const dir of candidates) {
     if (dir && existsSync(join(dir, 'postgres')) && existsSync(join(dir, 'initdb'))) return dir;
   }
+  if (!askPgConfig) throw new PostgresNotFoundError();
   try {
     const dir = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
     if (existsSync(join(dir, 'postgres'))) return dir;
