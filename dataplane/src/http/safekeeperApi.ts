@@ -2,7 +2,7 @@
 // liveness and readiness.
 import type { Express, Request } from 'express';
 import { createApp, finishApp, requireAuth } from './server.js';
-import { badRequest, notFound } from './errors.js';
+import { ApiError, badRequest, notFound } from './errors.js';
 import { isValidId, newId } from '../common/ids.js';
 import type { SafekeeperContext } from '../safekeeper/context.js';
 
@@ -11,6 +11,7 @@ export const VERSION = '0.1.0';
 export function safekeeperApp(ctx: SafekeeperContext, state: { ready: () => boolean; startedAt: number }): Express {
   const app = createApp();
   const auth = requireAuth(ctx.auth);
+  const adminOnly = requireAuth(ctx.auth, { adminOnly: true });
 
   // Probes and metrics stay open: kubelet and Prometheus carry no token.
   app.get('/healthz', (_req, res) => {
@@ -37,7 +38,7 @@ export function safekeeperApp(ctx: SafekeeperContext, state: { ready: () => bool
     ctx.log.info({ tenant_id: tenantId }, 'tenant created');
     res.status(201).json({ tenant_id: tenantId });
   });
-  app.delete('/v1/tenants/:tenant_id', auth, async (req, res) => {
+  app.delete('/v1/tenants/:tenant_id', adminOnly, async (req, res) => {
     const tenantId = pathId(req, 'tenant_id');
     await ctx.registry.deleteTenant(tenantId);
     ctx.log.info({ tenant_id: tenantId }, 'tenant deleted');
@@ -60,6 +61,9 @@ export function safekeeperApp(ctx: SafekeeperContext, state: { ready: () => bool
     const tl = ctx.registry.getTimeline(tenantId, timelineId);
     if (!tl) {
       if (!ctx.registry.hasTenant(tenantId)) throw notFound('tenant_not_found', `tenant ${tenantId} does not exist`);
+      // A timeline on disk that failed to load exists: report why it is not served.
+      const broken = ctx.registry.brokenReason(tenantId, timelineId);
+      if (broken) throw new ApiError(500, 'timeline_broken', `timeline ${timelineId} of tenant ${tenantId} is unavailable: ${broken}`);
       throw notFound('timeline_not_found', `timeline ${timelineId} of tenant ${tenantId} does not exist`);
     }
     res.json(tl.statusJson());

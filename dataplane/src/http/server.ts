@@ -44,14 +44,16 @@ export function finishApp(app: Express, log: Logger): void {
  * Route guard: with auth on, requires a bearer JWT allowed for the route's tenant
  * (`:tenant_id` param) or, for routes without one, an admin token.
  */
-export function requireAuth(auth: Authenticator | undefined) {
+export function requireAuth(auth: Authenticator | undefined, opts: { adminOnly?: boolean } = {}) {
   return async (req: Request, _res: Response, next: NextFunction) => {
     if (!auth) return next();
     try {
       const header = req.headers.authorization;
       const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
       const claims: Claims = await auth.verify(token);
-      const tenantId = typeof req.params.tenant_id === 'string' ? req.params.tenant_id : undefined;
+      // Management of tenants themselves (create, delete) is for admins; tenant tokens reach
+      // only their tenant's timelines.
+      const tenantId = opts.adminOnly ? undefined : typeof req.params.tenant_id === 'string' ? req.params.tenant_id : undefined;
       authorize(claims, tenantId);
       (req as Request & { claims?: Claims }).claims = claims;
       next();

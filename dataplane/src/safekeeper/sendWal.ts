@@ -88,6 +88,10 @@ export class WalSender implements CopyHandler {
     let lastSend = Date.now();
     let sentData = false;
     while (!this.stopped && !this.conn.isClosed) {
+      if (this.timeline.isClosed) {
+        // deleted (or the safekeeper is stopping): readers must not idle on a timeline that is gone
+        throw new ConnectionError(`timeline ${this.timeline.timelineId} of tenant ${this.timeline.tenantId} is no longer served: it was deleted or the safekeeper is shutting down`, '57P01');
+      }
       const limit = this.limit();
       if (limit === undefined) {
         throw new ConnectionError(`term changed: this safekeeper is now in term ${this.timeline.snapshot().term}, the reader asked for term ${this.cmd.term}`, '40001');

@@ -253,6 +253,11 @@ export class Timeline extends EventEmitter {
     });
   }
 
+  /** true once close() began (tenant deleted or shutting down): nothing is served any more */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   get proposerCount(): number {
     return this.sinks.size;
   }
