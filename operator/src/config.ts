@@ -10,7 +10,9 @@ export const HELP = `walkeeper-operator [options]
   --health-addr ADDR        /healthz, /readyz address (0.0.0.0:8081)  (HEALTH_ADDR)
   --log-level LEVEL         trace|debug|info|warn|error (info)        (LOG_LEVEL)
   --cluster-domain DOMAIN   cluster DNS domain (cluster.local)        (CLUSTER_DOMAIN)
-  --concurrency N           reconciles in flight per kind (2)         (CONCURRENCY)`;
+  --concurrency N           reconciles in flight per kind (2)         (CONCURRENCY)
+  --resync-period DURATION  re-check every resource this often even without changes, e.g. 30s, 5m (30s)
+                            (RESYNC_PERIOD)`;
 
 export interface OperatorConfig {
   namespace: string;
@@ -22,6 +24,17 @@ export interface OperatorConfig {
   logLevel: string;
   clusterDomain: string;
   concurrency: number;
+  /** How often every resource is reconciled again without a change (data-plane health polling). */
+  resyncPeriodMs: number;
+}
+
+/** Parses a duration such as "500ms", "5s", "2m", "1h" (a bare number is seconds). */
+export function parseDuration(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
+  if (!m) throw new Error(`invalid duration "${v}": expected e.g. 500ms, 30s, 5m`);
+  const n = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's']!;
+  if (n <= 0) throw new Error(`invalid duration "${v}": must be positive`);
+  return n;
 }
 
 function bool(v: string | undefined, dflt: boolean): boolean {
@@ -44,6 +57,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
       'log-level': { type: 'string' },
       'cluster-domain': { type: 'string' },
       concurrency: { type: 'string' },
+      'resync-period': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -62,6 +76,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): OperatorCon
     logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
     clusterDomain: values['cluster-domain'] ?? env.CLUSTER_DOMAIN ?? 'cluster.local',
     concurrency: Number(values.concurrency ?? env.CONCURRENCY ?? 2),
+    resyncPeriodMs: parseDuration(values['resync-period'] ?? env.RESYNC_PERIOD ?? '30s'),
   };
 }
 

@@ -24,7 +24,7 @@ export async function main(argv = process.argv.slice(2), env = process.env): Pro
     log,
     now: () => new Date(),
     randomHex: cryptoRandomHex,
-    options: { ...defaultControllerOptions, clusterDomain: config.clusterDomain },
+    options: { ...defaultControllerOptions, clusterDomain: config.clusterDomain, pollIntervalMs: config.resyncPeriodMs },
   };
   const manager = new Manager({
     client,
@@ -32,6 +32,8 @@ export async function main(argv = process.argv.slice(2), env = process.env): Pro
     metrics,
     namespace: config.namespace || undefined,
     concurrency: config.concurrency,
+    // The informers' resync is only a safety net behind the reconcilers' own polling requeue.
+    resyncMs: Math.max(config.resyncPeriodMs * 10, 60_000),
     reconcileSafekeeper: (key) => reconcileSafekeeper(ctx, key),
     reconcileTenant: (key) => reconcileTenant(ctx, key),
   });

@@ -61,9 +61,9 @@ export async function reconcileTenant(ctx: ControllerContext, key: string): Prom
     const sk = validateResource<Safekeeper>('Safekeeper', skFound).value;
     const pods = await listMemberPods(ctx, sk);
     const members: TenantMemberReport[] = await registerOnMembers(ctx, sk, pods, tenantId, timelineId);
-    for (const m of members.filter((x) => x.createdNow)) {
-      ctx.events.record(owner, 'Normal', 'Registered', `timeline ${tenantId}/${timelineId} created on ${m.name}`);
-    }
+    // One Event per pass, not one per member: at hundreds of tenants the Events are most of the writes.
+    const createdOn = members.filter((x) => x.createdNow).map((m) => m.name);
+    if (createdOn.length > 0) ctx.events.record(owner, 'Normal', 'Registered', `timeline ${tenantId}/${timelineId} created on ${createdOn.join(', ')}`);
     const registered = members.filter((m) => m.registered).length;
 
     if (tenant.spec.compute.enabled) {
