@@ -68,6 +68,11 @@ export interface ProposerOptions {
   maxAppendBytes?: number;
   /** unacknowledged bytes allowed in flight per member */
   maxInFlightBytes?: number;
+  /**
+   * Send an empty AppendRequest to every member each time the commit LSN advances (default
+   * true). A shell that coalesces these itself turns it off and calls heartbeat() when idle.
+   */
+  broadcastCommit?: boolean;
   faults?: ProposerFaults;
 }
 
@@ -140,6 +145,7 @@ export class Proposer {
     this.opts = {
       maxAppendBytes: MAX_APPEND_PAYLOAD,
       maxInFlightBytes: 16 * 1024 * 1024,
+      broadcastCommit: true,
       ...opts,
       faults: opts.faults ?? {},
     };
@@ -407,7 +413,8 @@ export class Proposer {
       const minFlush = this.members.reduce((acc, x) => minLsn(acc, x.flushLsn), this.commit);
       this.truncate = maxLsn(this.truncate, minFlush);
       effects.push({ kind: 'commit_advanced', commitLsn: this.commit });
-      effects.push(...this.heartbeat());
+      if (this.opts.broadcastCommit) effects.push(...this.heartbeat());
+      else this.pump(member, m, effects);
     } else {
       this.pump(member, m, effects);
     }

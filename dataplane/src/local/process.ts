@@ -40,7 +40,9 @@ export class ManagedProcess {
     mkdirSync(dirname(this.logFile), { recursive: true });
     mkdirSync(dirname(this.pidFile), { recursive: true });
     const log = openSync(this.logFile, 'a');
-    const child = spawn(process.execPath, [WALKEEPER_JS, ...args], {
+    // WALKEEPER_NODE_ARGS: extra node flags for the processes of a local cluster (e.g. --cpu-prof).
+    const nodeArgs = (process.env.WALKEEPER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    const child = spawn(process.execPath, [...nodeArgs, WALKEEPER_JS, ...args], {
       stdio: ['ignore', log, log],
       detached: true,
       env: { ...process.env, ...env },

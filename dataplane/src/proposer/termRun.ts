@@ -22,6 +22,7 @@ const MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
 /** PostgreSQL's WAL just before the term start is compared with the donor's. */
 const VERIFY_BYTES = BigInt(XLOG_BLCKSZ);
 const HEARTBEAT_MS = 1_000;
+const COMMIT_BROADCAST_DELAY_MS = 5;
 
 interface MemberRuntime {
   target: LinkTarget;
@@ -31,6 +32,8 @@ interface MemberRuntime {
   pumping: boolean;
   error: string | undefined;
   peer: PeerReader | undefined;
+  /** commit LSN carried by the last AppendRequest sent to this member */
+  commitSent: Lsn;
 }
 
 export interface TermRunDeps {
@@ -55,9 +58,10 @@ export class TermRun {
   private resolveOutcome!: (o: TermOutcome) => void;
   readonly outcome: Promise<TermOutcome>;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private commitBroadcastTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: TermRunDeps) {
-    this.members = deps.targets.map((target) => ({ target, link: undefined, epoch: 0, queue: [], pumping: false, error: undefined, peer: undefined }));
+    this.members = deps.targets.map((target) => ({ target, link: undefined, epoch: 0, queue: [], pumping: false, error: undefined, peer: undefined, commitSent: 0n }));
     this.outcome = new Promise((resolve) => (this.resolveOutcome = resolve));
   }
 
@@ -96,6 +100,9 @@ export class TermRun {
       // A new timeline starts at the segment holding PostgreSQL's flush position, so
       // safekeepers hold whole segments and stock readers can start anywhere in them.
       startLsnIfEmpty: segmentStart(id.flushLsn),
+      // Under load the next AppendRequest carries the new commit LSN anyway; broadcastCommit()
+      // sends heartbeats only to members that would otherwise not learn it soon.
+      broadcastCommit: false,
     });
     this.state = 'electing';
     this.members.forEach((_, i) => void this.memberLoop(i));
@@ -164,6 +171,7 @@ export class TermRun {
           break;
         case 'commit_advanced':
           this.source?.sendStatus(e.commitLsn);
+          this.scheduleCommitBroadcast();
           this.deps.metrics.commitLsn.set(Number(e.commitLsn));
           this.trimBuffer(e.commitLsn);
           break;
@@ -172,6 +180,20 @@ export class TermRun {
           break;
       }
     }
+  }
+
+  /**
+   * Safekeepers learn the commit LSN from AppendRequests; readers see WAL only up to it.
+   * Shortly after it advances, members that were sent nothing since get an empty append.
+   */
+  private scheduleCommitBroadcast(): void {
+    if (this.commitBroadcastTimer) return;
+    this.commitBroadcastTimer = setTimeout(() => {
+      this.commitBroadcastTimer = undefined;
+      if (this.finished) return;
+      const commit = this.core!.commitLsn;
+      this.dispatch(this.core!.heartbeat().filter((e) => e.kind !== 'send_append' || this.members[e.member].commitSent < commit));
+    }, COMMIT_BROADCAST_DELAY_MS);
   }
 
   private async onElected(e: Extract<ProposerEffect, { kind: 'elected' }>): Promise<void> {
@@ -280,6 +302,7 @@ export class TermRun {
           const walData = await this.walFor(i, item.req.beginLsn, item.req.endLsn);
           if (m.epoch !== epoch || this.finished || !m.link) break;
           ok = m.link.send({ ...item.req, walData });
+          m.commitSent = item.req.commitLsn;
           this.deps.metrics.walSent.inc(walData.length);
         }
         m.queue.shift();
@@ -359,6 +382,7 @@ export class TermRun {
 
   private dispose(): void {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.commitBroadcastTimer) clearTimeout(this.commitBroadcastTimer);
     this.wakeBufferWaiters();
     for (const m of this.members) {
       m.epoch++;

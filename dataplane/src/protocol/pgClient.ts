@@ -120,6 +120,7 @@ export class PgConnection {
   private scram: ScramState | null = null;
   private closeWaiters: (() => void)[] = [];
   private socketClosed = false;
+  private corked = false;
 
   constructor(options: PgConnectOptions) {
     this.opts = options;
@@ -226,6 +227,20 @@ export class PgConnection {
   // internals shared with CopyBothStream
 
   /** @internal writes raw bytes; returns socket.write's answer (false: wait for drain) */
+  /**
+   * Holds writes until the end of the current tick, then sends them in one writev: every
+   * message produced while handling one event costs one syscall per socket, not one each.
+   */
+  corkUntilNextTick(): void {
+    if (this.corked || this.socketClosed) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.socket.uncork();
+    });
+  }
+
   write(buf: Buffer): boolean {
     if (this.closedError) throw this.closedError;
     return this.socket.write(buf);
@@ -638,6 +653,7 @@ export class CopyBothStream implements AsyncIterable<Buffer> {
     const header = Buffer.allocUnsafe(5);
     header[0] = 0x64;
     header.writeInt32BE(4 + body.length, 1);
+    this.conn.corkUntilNextTick();
     return this.conn.writev([header, body]);
   }
 

@@ -6,6 +6,7 @@
 // end (the ingest decoder tracks them). Any failed fsync fails the store for good, as
 // PostgreSQL PANICs: the page cache may have dropped the dirty pages, so retrying would lie.
 
+import { writeSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatLsn, walFileName, XLOG_BLCKSZ, type Lsn } from '../common/lsn.js';
@@ -189,11 +190,6 @@ export class WalStore {
         );
       }
       if (data.length === 0) return;
-      const tracker = anyStart
-        ? new WalRecordDecoder({ startLsn: beginLsn, walSegSize: this.walSegSize })
-        : this.tracker.clone();
-      tracker.feed(data);
-
       let pos = beginLsn;
       let off = 0;
       while (off < data.length) {
@@ -208,6 +204,10 @@ export class WalStore {
         if (segOff + n === this.walSegSize) await this.completeSegment(segment);
       }
 
+      // Fed only once every byte is written: a failed write leaves the tracker where the
+      // write position is, so a retry re-feeds the same bytes (no per-append clone needed).
+      const tracker = anyStart ? new WalRecordDecoder({ startLsn: beginLsn, walSegSize: this.walSegSize }) : this.tracker;
+      tracker.feed(data);
       if (anyStart) {
         this.startLsn = beginLsn;
         this.flushPos = beginLsn;
@@ -570,12 +570,16 @@ export class WalStore {
     }
   }
 
+  /**
+   * A write into the page cache, done synchronously: it takes microseconds, and a thread-pool
+   * round trip per append cost more than the write itself. Durability comes from flush().
+   */
   private async writeAt(segment: Pick<Segment, 'fh' | 'path'>, bytes: Uint8Array, offset: number): Promise<void> {
     let done = 0;
     while (done < bytes.length) {
       let written: number;
       try {
-        ({ bytesWritten: written } = await segment.fh.write(bytes, done, bytes.length - done, offset + done));
+        written = writeSync(segment.fh.fd, bytes, done, bytes.length - done, offset + done);
       } catch (err) {
         throw this.ioError(err, segment.path, 'write to');
       }

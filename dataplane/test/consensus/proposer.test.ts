@@ -116,6 +116,24 @@ describe('commit LSN', () => {
     expect(p.commitLsn).toBe(L('0/2080'));
     expect(effects).toContainEqual({ kind: 'commit_advanced', commitLsn: L('0/2080') });
   });
+  it('broadcasts an advanced commit LSN to every member, unless the shell coalesces that itself', () => {
+    const emptyAppends = (effects: ProposerEffect[]) =>
+      effects.filter((e) => e.kind === 'send_append' && e.request.beginLsn === e.request.endLsn).map((e) => (e as { member: number }).member);
+    const loud = electedAt('0/2000');
+    loud.handle(0, ack(2n, L('0/2100')));
+    expect(emptyAppends(loud.handle(1, ack(2n, L('0/2080')))).sort()).toEqual([0, 1]);
+    const quiet = proposer({ broadcastCommit: false });
+    campaign(quiet, [1n, 1n, 1n]);
+    quiet.handle(0, voteResp(2n, true, L('0/2000'), h([1, '0/1000'])));
+    quiet.handle(1, voteResp(2n, true, L('0/1800'), h([1, '0/1000'])));
+    quiet.onWalAppended(L('0/3000'));
+    quiet.handle(0, ack(2n, L('0/2100')));
+    const effects = quiet.handle(1, ack(2n, L('0/2080')));
+    expect(effects).toContainEqual({ kind: 'commit_advanced', commitLsn: L('0/2080') });
+    expect(emptyAppends(effects)).toEqual([]);
+    // the next heartbeat carries it
+    expect(quiet.heartbeat().every((e) => e.kind === 'send_append' && e.request.commitLsn === L('0/2080'))).toBe(true);
+  });
   it('never moves backwards', () => {
     const p = electedAt('0/2000');
     p.handle(0, ack(2n, L('0/2100')));
