@@ -9,6 +9,7 @@ import { newTimelineState, type AcceptorPersistentState } from '../consensus/sta
 import { readControlFile, writeControlFile } from '../storage/controlFile.js';
 import { StorageError, isStorageError } from '../storage/errors.js';
 import { WalStore } from '../storage/walStore.js';
+import { fsyncHookFromEnv } from '../storage/faultInjection.js';
 import { DEFAULT_WAL_SEG_SIZE, formatLsn, maxLsn, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
 import type { SafekeeperMetrics } from '../http/metrics.js';
@@ -92,6 +93,7 @@ export class Timeline extends EventEmitter {
       recoverFrom: maxLsn(state.commitLsn, state.timelineStartLsn),
       requiredEnd: state.commitLsn,
       onFsync: (s) => deps.metrics?.fsyncSeconds.observe(s),
+      fsyncHook: fsyncHookFromEnv(), // test-only: WALKEEPER_TEST_FAIL_FSYNC_AFTER (storage/faultInjection.ts)
     });
     return new Timeline(tenantId, timelineId, dir, store, state, createdAt, deps);
   }
