@@ -54,6 +54,8 @@ export interface ProposerFaults {
   skipFigure8Rule?: boolean;
   /** choose the donor by flush LSN alone, ignoring last log term */
   donorIgnoresLastLogTerm?: boolean;
+  /** count the votes of term-0 (possibly wiped) acceptors even when WAL exists */
+  countBlankVoters?: boolean;
 }
 
 export interface ProposerOptions {
@@ -114,6 +116,8 @@ interface VoteInfo {
 interface MemberTrack {
   state: MemberState;
   nodeId: bigint | null;
+  /** term the member reported in its greeting on this connection (before voting for us) */
+  greetingTerm: Term | null;
   greetedInConn: boolean;
   votedInConn: boolean;
   /** the member granted its vote for our term (durable on its side, survives reconnects) */
@@ -154,6 +158,7 @@ export class Proposer {
     this.members = Array.from({ length: opts.memberCount }, () => ({
       state: 'offline' as MemberState,
       nodeId: null,
+      greetingTerm: null,
       greetedInConn: false,
       votedInConn: false,
       granted: false,
@@ -285,6 +290,7 @@ export class Proposer {
   private onGreeting(member: number, m: MemberTrack, msg: AcceptorGreeting): ProposerEffect[] {
     if (m.state !== 'greeting' || m.greetedInConn) return [];
     m.nodeId = msg.nodeId;
+    m.greetingTerm = msg.term;
     m.greetedInConn = true;
     if (this.phaseValue === 'greeting') {
       this.maxSeenTerm = maxLsn(this.maxSeenTerm, msg.term);
@@ -316,11 +322,24 @@ export class Proposer {
     m.votedInConn = true;
     if (msg.voteGiven) m.granted = true;
     if (this.phaseValue === 'campaigning') {
-      return this.members.filter((x) => x.granted).length >= this.quorum ? this.becomeElected() : [];
+      return this.countedVotes() >= this.quorum ? this.becomeElected() : [];
     }
     const effects: ProposerEffect[] = [];
     this.startStreaming(member, m, effects);
     return effects;
+  }
+
+  /**
+   * Granted votes that count toward a majority. SAFETY: an acceptor whose term was 0 has
+   * never voted, so it never held WAL. Once any voter reports WAL, the timeline has a history
+   * that a majority of members took part in, and a term-0 voter may be a member whose data
+   * was lost (wiped volume, deleted directory): counting it could elect a proposer whose
+   * donor lacks committed WAL. Such a member is caught up after the election instead.
+   */
+  private countedVotes(): number {
+    const granted = this.members.filter((x) => x.granted && x.vote);
+    const walExists = granted.some((x) => x.vote!.flushLsn > 0n);
+    return granted.filter((x) => !walExists || this.opts.faults.countBlankVoters || x.greetingTerm !== 0n).length;
   }
 
   private becomeElected(): ProposerEffect[] {

@@ -59,6 +59,7 @@ export class ProposerService {
     const st = core?.status();
     const live = run && this.state !== 'fenced' && this.state !== 'refused';
     const state = live ? run.state : this.state;
+    const healthy = state === 'streaming' && (st?.quorumHealthy ?? false);
     return {
       tenant_id: this.deps.tenantId,
       timeline_id: this.deps.timelineId,
@@ -66,8 +67,8 @@ export class ProposerService {
       term: (st?.term ?? 0n).toString(),
       commit_lsn: formatLsn(st?.commitLsn ?? 0n),
       term_start_lsn: formatLsn(st?.termStartLsn ?? 0n),
-      quorum_healthy: state === 'streaming' && (st?.quorumHealthy ?? false),
-      reason: state === 'streaming' ? undefined : (this.reason ?? (st && !st.quorumHealthy ? 'no majority of safekeepers is streaming' : undefined)),
+      quorum_healthy: healthy,
+      reason: healthy ? undefined : state === 'streaming' || !this.reason ? 'no majority of safekeepers is streaming' : this.reason,
       postgres: { connected: run?.source !== undefined, system_id: run?.source?.identity.systemId.toString() },
       safekeepers: (run?.members ?? []).map((m, i) => ({
         address: m.target.address,

@@ -23,6 +23,11 @@ const MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
 const VERIFY_BYTES = BigInt(XLOG_BLCKSZ);
 const HEARTBEAT_MS = 1_000;
 const COMMIT_BROADCAST_DELAY_MS = 5;
+/**
+ * A member that answers nothing for this long is dropped and reconnected: a partition that
+ * drops packets (no reset) must show as an offline member, not as a healthy quorum.
+ */
+const MEMBER_SILENCE_MS = 5_000;
 
 interface MemberRuntime {
   target: LinkTarget;
@@ -34,6 +39,8 @@ interface MemberRuntime {
   peer: PeerReader | undefined;
   /** commit LSN carried by the last AppendRequest sent to this member */
   commitSent: Lsn;
+  /** when the member last sent us anything (ms) */
+  lastHeard: number;
 }
 
 export interface TermRunDeps {
@@ -61,7 +68,7 @@ export class TermRun {
   private commitBroadcastTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: TermRunDeps) {
-    this.members = deps.targets.map((target) => ({ target, link: undefined, epoch: 0, queue: [], pumping: false, error: undefined, peer: undefined, commitSent: 0n }));
+    this.members = deps.targets.map((target) => ({ target, link: undefined, epoch: 0, queue: [], pumping: false, error: undefined, peer: undefined, commitSent: 0n, lastHeard: 0 }));
     this.outcome = new Promise((resolve) => (this.resolveOutcome = resolve));
   }
 
@@ -106,7 +113,10 @@ export class TermRun {
     });
     this.state = 'electing';
     this.members.forEach((_, i) => void this.memberLoop(i));
-    this.heartbeatTimer = setInterval(() => this.dispatch(this.core!.heartbeat()), HEARTBEAT_MS);
+    this.heartbeatTimer = setInterval(() => {
+      this.dropSilentMembers();
+      this.dispatch(this.core!.heartbeat());
+    }, HEARTBEAT_MS);
     this.heartbeatTimer.unref();
   }
 
@@ -123,6 +133,7 @@ export class TermRun {
         }
         m.link = link;
         m.error = undefined;
+        m.lastHeard = Date.now();
         backoff = 200;
         this.dispatch(this.core!.onConnected(i));
         await ended;
@@ -141,8 +152,20 @@ export class TermRun {
     }
   }
 
+  private dropSilentMembers(): void {
+    const now = Date.now();
+    for (const m of this.members) {
+      if (m.link && now - m.lastHeard > MEMBER_SILENCE_MS) {
+        m.error = `no answer from safekeeper ${m.target.address} for ${MEMBER_SILENCE_MS / 1000} s`;
+        this.deps.log.warn({ safekeeper: m.target.address }, m.error);
+        m.link.close();
+      }
+    }
+  }
+
   private onMemberMessage(i: number, msg: AcceptorMessage): void {
     if (this.finished) return;
+    this.members[i].lastHeard = Date.now();
     try {
       this.dispatch(this.core!.handle(i, msg));
     } catch (err) {

@@ -54,6 +54,8 @@ export class ConnectionError extends Error {
 const SERVER_VERSION = '15.0 (walkeeper)';
 /** How long a client may take from connecting to finishing authentication. */
 const STARTUP_TIMEOUT_MS = 10_000;
+/** How long a message may stay half-received: a slow-drip client must not hold its buffer. */
+const PARTIAL_MESSAGE_TIMEOUT_MS = 10_000;
 
 export class PgConnection {
   private readonly decoder = new FrontendDecoder();
@@ -69,6 +71,7 @@ export class PgConnection {
   applicationName = '';
   private copy: CopyHandler | undefined;
   private readonly startupTimer: NodeJS.Timeout;
+  private partialTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -112,13 +115,29 @@ export class PgConnection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    let completed: FrontendMessage[];
     try {
-      this.pending.push(...this.decoder.push(chunk));
+      completed = this.decoder.push(chunk);
     } catch (err) {
       this.fail(err);
       return;
     }
+    this.pending.push(...completed);
+    this.watchPartialMessage(completed.length > 0);
     void this.drain();
+  }
+
+  /** Arms a timer while a message is half-received; any completed message restarts it. */
+  private watchPartialMessage(progressed: boolean): void {
+    if (progressed || this.decoder.bufferedBytes === 0) {
+      clearTimeout(this.partialTimer);
+      this.partialTimer = undefined;
+    }
+    if (this.decoder.bufferedBytes > 0 && !this.partialTimer) {
+      this.partialTimer = setTimeout(() => {
+        this.fail(new ConnectionError(`incomplete message: ${this.decoder.bufferedBytes} bytes of a message arrived and the rest did not within ${PARTIAL_MESSAGE_TIMEOUT_MS} ms`, SqlState.protocolViolation));
+      }, PARTIAL_MESSAGE_TIMEOUT_MS);
+    }
   }
 
   /** Handles queued messages one at a time; the messages that arrived together form one batch. */
@@ -260,7 +279,12 @@ export class PgConnection {
   }
 
   /** The timeline named in the startup options; readers and proposers need one. */
-  private async requireTimeline(createIfMissing = false): Promise<Timeline> {
+  /**
+   * The timeline named in the startup options. It is never created implicitly: an empty
+   * timeline appearing where one was lost (a deleted directory, a wiped volume) must not
+   * vote as if it had never seen any WAL. Timelines are created through the HTTP API.
+   */
+  private async requireTimeline(): Promise<Timeline> {
     if (!this.tenantId || !this.timelineId) {
       throw new ConnectionError('tenant_id and timeline_id are required: connect with options=\'-c tenant_id=<32 hex> -c timeline_id=<32 hex>\'', SqlState.invalidParameterValue, 'ERROR');
     }
@@ -268,17 +292,13 @@ export class PgConnection {
     if (tl) return tl;
     const broken = this.ctx.registry.brokenReason(this.tenantId, this.timelineId);
     if (broken) throw new ConnectionError(`timeline ${this.timelineId} of tenant ${this.tenantId} is unavailable on safekeeper ${this.ctx.nodeId}: ${broken}`, SqlState.internalError, 'ERROR');
-    if (createIfMissing && this.ctx.registry.hasTenant(this.tenantId)) {
-      try {
-        return await this.ctx.registry.createTimeline(this.tenantId, this.timelineId);
-      } catch (err) {
-        const again = this.ctx.registry.getTimeline(this.tenantId, this.timelineId);
-        if (again) return again;
-        throw new ConnectionError(`cannot create timeline ${this.timelineId}: ${(err as Error).message}`, SqlState.internalError, 'ERROR');
-      }
-    }
-    throw new ConnectionError(`timeline ${this.timelineId} of tenant ${this.tenantId} does not exist on safekeeper ${this.ctx.nodeId}`, SqlState.undefinedObject, 'ERROR');
+    throw new ConnectionError(
+      `timeline ${this.timelineId} of tenant ${this.tenantId} does not exist on safekeeper ${this.ctx.nodeId}; create it with POST /v1/tenants/${this.tenantId}/timelines`,
+      SqlState.undefinedObject,
+      'ERROR',
+    );
   }
+
 
   private rows(fields: { name: string; type: number }[], rows: (string | null)[][], tag: string): void {
     const out = [encodeRowDescription(fields.map((f) => ({ name: f.name, typeOid: f.type, typeLen: f.type === PgType.int4 ? 4 : f.type === PgType.int8 ? 8 : -1 })))];
@@ -333,7 +353,7 @@ export class PgConnection {
         return;
       }
       case 'start_wal_push': {
-        const tl = await this.requireTimeline(true);
+        const tl = await this.requireTimeline();
         this.copy = new WalReceiver(this, tl, this.ctx);
         return;
       }
@@ -414,6 +434,7 @@ export class PgConnection {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.startupTimer);
+    clearTimeout(this.partialTimer);
     this.pending = [];
     this.copy?.onClose();
     this.copy = undefined;

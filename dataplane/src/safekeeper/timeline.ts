@@ -90,8 +90,11 @@ export class Timeline extends EventEmitter {
       walSegSize: state.walSegSize,
       pgTimeline: state.pgTimeline,
       timelineStartLsn: state.timelineStartLsn,
-      recoverFrom: maxLsn(state.commitLsn, state.timelineStartLsn),
-      requiredEnd: state.commitLsn,
+      // Every record from the timeline's start is CRC-checked, not only those after the commit
+      // LSN: a truncated segment or a flipped byte in acknowledged WAL is then found here, and
+      // the timeline is not served and never votes, instead of handing out damaged WAL.
+      recoverFrom: state.timelineStartLsn,
+      requiredEnd: maxLsn(state.commitLsn, state.timelineStartLsn),
       onFsync: (s) => deps.metrics?.fsyncSeconds.observe(s),
       fsyncHook: fsyncHookFromEnv(), // test-only: WALKEEPER_TEST_FAIL_FSYNC_AFTER (storage/faultInjection.ts)
     });

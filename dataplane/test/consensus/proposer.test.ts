@@ -247,3 +247,37 @@ describe('with real acceptors', () => {
     expect(p2.quorumHealthy).toBe(true);
   });
 });
+
+describe('members that lost their data', () => {
+  // A and B took part in term 2 and hold WAL; B's volume was then wiped (term 0, no WAL).
+  function afterWipe(faults = {}) {
+    const p = proposer({ faults });
+    p.onConnected(0);
+    p.handle(0, greet(2n));
+    p.onConnected(1);
+    p.handle(1, greet(0n));
+    p.handle(0, voteResp(3n, true, L('0/3000'), h([2, '0/1000'])));
+    return p;
+  }
+  it('a term-0 voter does not count toward the majority once WAL exists', () => {
+    const p = afterWipe();
+    expect(p.handle(1, voteResp(3n, true, 0n, []))).toEqual([]);
+    expect(p.phase).toBe('campaigning');
+    // the third member, which took part in the history, completes the majority
+    p.onConnected(2);
+    p.handle(2, greet(2n));
+    const effects = p.handle(2, voteResp(3n, true, L('0/3000'), h([2, '0/1000'])));
+    expect(effects.some((e) => e.kind === 'elected')).toBe(true);
+  });
+  it('counting it (the broken rule) would elect on a majority that may lack committed WAL', () => {
+    const p = afterWipe({ countBlankVoters: true });
+    expect(p.handle(1, voteResp(3n, true, 0n, [])).some((e) => e.kind === 'elected')).toBe(true);
+  });
+  it('on a brand-new timeline every member has term 0 and their votes count', () => {
+    const p = proposer();
+    campaign(p, [0n, 0n, 0n]);
+    p.handle(0, voteResp(1n, true, 0n, []));
+    expect(p.handle(1, voteResp(1n, true, 0n, [])).some((e) => e.kind === 'elected')).toBe(true);
+  });
+});
+

@@ -18,8 +18,7 @@ test('partition, delay + loss, heal: commits only with a quorum, nothing acknowl
     return;
   }
   console.log(`commit latency (ms): ${JSON.stringify(r.latency)}`);
-  // KNOWN BUG (reported): a silent partition (links down, no RST) is not noticed by the proposer's
-  // status: quorum_healthy stays true. Printed here; not failed on, since nothing is lost.
+  // Anything the scenarios noticed but do not fail on is printed.
   if (r.knownIssues.length) console.warn(`known issues:\n${r.knownIssues.join('\n')}`);
   expect(r.error).toBeUndefined();
   for (const s of r.scenarios) expect(`${s.name}: ${s.ok ? 'ok' : 'FAILED'} (${s.detail})`).toMatch(/: ok \(/);

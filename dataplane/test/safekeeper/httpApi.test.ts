@@ -127,7 +127,8 @@ describe('tenants', () => {
     const L = newId();
     const w = buildWal(20);
     expect((await post('/v1/tenants', { tenant_id: D })).status).toBe(201);
-    const p = await FakeProposer.connect(ts.pgPort, D, L); // START_WAL_PUSH creates the timeline of a known tenant
+    expect((await post(`/v1/tenants/${D}/timelines`, { timeline_id: L })).status).toBe(201);
+    const p = await FakeProposer.connect(ts.pgPort, D, L);
     await p.elect(D, L, 1n, START_LSN);
     await p.pushWal(1n, START_LSN, w.bytes);
     const reader = await connectReplication(ts.pgPort, D, L);
