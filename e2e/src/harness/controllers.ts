@@ -32,6 +32,15 @@ export class Controllers {
   private podState = new Map<string, 'starting' | 'running' | 'stopping'>();
   private revisions = new Map<string, Map<string, unknown>>();
   private proxies = new Map<string, net.Server[]>();
+  /**
+   * Addresses StatefulSet pods had, by `<ns>/<hostname>.<subdomain>`: a recreated pod gets its old
+   * address back when it is free. Stand-in for cluster DNS, which the runtime resolves once at
+   * container start (dns.ts): a peer's rewritten `<pod>.<svc>...` address stays valid across
+   * the pod's restarts, as the DNS name would.
+   */
+  private stickyIPs = new Map<string, string>();
+  /** Directories of deleted claims still used by a running pod (see reclaimVolume). */
+  private volumesToReclaim = new Set<string>();
   private closed = false;
 
   constructor(
@@ -107,6 +116,7 @@ export class Controllers {
       }
       this.podIPs.release((e.object.status as { podIP?: string } | undefined)?.podIP);
     }
+    if (e.key === '/persistentvolumeclaims' && e.type === 'DELETED') this.reclaimVolume(e.object);
     if (e.key === '/services') {
       if (e.type === 'DELETED') {
         this.serviceIPs.release((e.object.spec as { clusterIP?: string } | undefined)?.clusterIP);
@@ -114,6 +124,27 @@ export class Controllers {
       } else if (this.serviceProxy) this.syncProxy(e.object);
     }
     this.kick();
+  }
+
+  /**
+   * The volume of a deleted claim is deleted too (a dynamically provisioned volume's default
+   * reclaim policy, Delete): at once when no pod uses it, else once the last pod using it has
+   * stopped (what the pvc-protection finalizer achieves), before a replacement can start.
+   */
+  private reclaimVolume(pvc: KObject): void {
+    const dir = pvc.metadata.annotations?.[HOST_PATH_ANNOTATION];
+    if (!dir || !path.resolve(dir).startsWith(path.resolve(this.stateDir) + path.sep)) return;
+    const users = this.api.list(this.t('', 'pods'), pvc.metadata.namespace).filter((p) => this.podState.has(p.metadata.uid!) && claimsOf(p).includes(pvc.metadata.name!));
+    if (users.length === 0) this.removeVolumeDir(dir);
+    else this.volumesToReclaim.add(dir);
+  }
+
+  private removeVolumeDir(dir: string): void {
+    this.volumesToReclaim.delete(dir);
+    // A claim of the same name made meanwhile owns the directory now.
+    if (this.api.store.list('/persistentvolumeclaims').some((c) => c.metadata.annotations?.[HOST_PATH_ANNOTATION] === dir)) return;
+    fs.rmSync(dir, { recursive: true, force: true });
+    this.log(`volume ${dir} deleted with its claim`);
   }
 
   private reconcileAll(): void {
@@ -528,6 +559,10 @@ export class Controllers {
         const stop = state ? this.runtime.stop(pod, grace) : Promise.resolve();
         stop.catch((e: unknown) => this.log(`stop ${pod.metadata.name}: ${(e as Error).message}`)).finally(() => {
           this.podState.delete(uid);
+          for (const claim of claimsOf(pod)) {
+            const dir = path.join(this.stateDir, 'volumes', pod.metadata.namespace!, claim);
+            if (this.volumesToReclaim.has(dir)) this.removeVolumeDir(dir);
+          }
           const cur = this.api.tryGet(podT, pod.metadata.namespace, pod.metadata.name!);
           if (cur && cur.metadata.uid === uid && !cur.metadata.finalizers?.length) this.api.forceRemove(podT, cur);
           this.kick();
@@ -571,7 +606,10 @@ export class Controllers {
     fs.mkdirSync(podDir, { recursive: true });
     const uid = pod.metadata.uid!;
     this.podState.set(uid, 'starting');
-    const podIP = (pod.status as { podIP?: string } | undefined)?.podIP ?? this.podIPs.allocate();
+    const { hostname, subdomain } = pod.spec as { hostname?: string; subdomain?: string };
+    const stickyKey = hostname && subdomain ? `${ns}/${hostname}.${subdomain}` : undefined;
+    const podIP = (pod.status as { podIP?: string } | undefined)?.podIP ?? this.podIPs.allocate(stickyKey ? this.stickyIPs.get(stickyKey) : undefined);
+    if (stickyKey) this.stickyIPs.set(stickyKey, podIP);
     let cur = this.api.out(podT, pod);
     if (!spec.nodeName) {
       (cur.spec as Record<string, unknown>).nodeName = 'harness-node';
@@ -666,7 +704,9 @@ export class Controllers {
           const named = ((pod.spec as { containers?: { ports?: { name?: string; containerPort: number }[] }[] }).containers ?? []).flatMap((c) => c.ports ?? []).find((p) => p.name === target);
           target = named?.containerPort ?? Number(target);
         }
-        const up = net.connect(Number(target), (pod.status as { podIP: string }).podIP);
+        // From the Service's address, not 127.0.0.1: to the pod, a client that comes through a
+        // Service comes from elsewhere (the runtime's PostgreSQL trusts 127.0.0.1 as the pod's loopback).
+        const up = net.connect({ port: Number(target), host: (pod.status as { podIP: string }).podIP, localAddress: spec.clusterIP });
         sock.pipe(up).pipe(sock);
         up.on('error', () => sock.destroy());
         sock.on('error', () => up.destroy());
@@ -680,3 +720,7 @@ export class Controllers {
 }
 
 export { parseLabelSelector };
+
+function claimsOf(pod: KObject): string[] {
+  return ((pod.spec as { volumes?: { persistentVolumeClaim?: { claimName: string } }[] }).volumes ?? []).flatMap((v) => (v.persistentVolumeClaim ? [v.persistentVolumeClaim.claimName] : []));
+}

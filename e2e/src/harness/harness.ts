@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Api } from './api.js';
 import { Controllers } from './controllers.js';
+import { resolveClusterName } from './dns.js';
 import { NullRuntime, type PodRuntime } from './runtime.js';
 import { ApiServer, type RequestCounts } from './server.js';
 import { Store } from './store.js';
@@ -32,6 +33,8 @@ export interface Harness {
   /** requests served so far, by verb and resource */
   requests(): RequestCounts;
   resetRequests(): void;
+  /** The address a cluster DNS name (`<svc>.<ns>.svc.cluster.local`, `<pod>.<svc>.<ns>.svc...`) stands for (dns.ts). */
+  resolve(name: string): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -98,6 +101,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     runtime,
     requests: () => JSON.parse(JSON.stringify(server.counts)) as RequestCounts,
     resetRequests: () => server.resetCounts(),
+    resolve: (name) => resolveClusterName(api, name),
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -4,3 +4,4 @@ export { NullRuntime, LoopbackAllocator, type PodRuntime, type PodContext, type 
 export { HOST_PATH_ANNOTATION } from './controllers.js';
 export type { RequestCounts } from './server.js';
 export type { KObject } from './util.js';
+export { resolveClusterName, rewriteClusterNames, DEFAULT_CLUSTER_DOMAIN, type RewriteResult } from './dns.js';

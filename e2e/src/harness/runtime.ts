@@ -83,7 +83,12 @@ export class LoopbackAllocator {
   private next = 2;
   constructor(private readonly prefix: string) {}
 
-  allocate(): string {
+  /** A free address; `preferred` (e.g. the one a StatefulSet pod had before) when it is free. */
+  allocate(preferred?: string): string {
+    if (preferred && preferred.startsWith(`${this.prefix}.`) && !this.used.has(preferred)) {
+      this.used.add(preferred);
+      return preferred;
+    }
     for (let i = 0; i < 65000; i++) {
       const n = this.next;
       this.next = this.next >= 65533 ? 2 : this.next + 1;

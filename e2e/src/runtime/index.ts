@@ -13,3 +13,5 @@ export {
   type OperatorEnvOptions,
   type KubectlResult,
 } from './operator-env.js';
+export { startE2eEnv, APPLIED_CHART_KINDS, type E2eEnv } from './e2e-env.js';
+export { postgresImage, defaultPostgresBinDir, type RunAs } from './process-runtime.js';

@@ -36,6 +36,8 @@ export interface OperatorEnvOptions {
   operatorArgs?: string[];
   /** start the operator right away (default true) */
   startOperator?: boolean;
+  /** kubectl apply -f crds/ of the repository before the operator starts (default true) */
+  applyCrds?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -86,6 +88,8 @@ export async function waitFor<T>(what: string, timeoutMs: number, f: () => Promi
 
 export async function startOperatorEnv(opts: OperatorEnvOptions): Promise<OperatorEnv> {
   fs.mkdirSync(opts.stateDir, { recursive: true });
+  // PostgreSQL runs as the `postgres` user and must reach its volumes under the state directory.
+  fs.chmodSync(opts.stateDir, 0o755);
   const runtime = new ProcessRuntime({ log: opts.log });
   const harness = await startHarness({ stateDir: opts.stateDir, runtime, log: opts.log });
   runtime.attach(harness.api);
@@ -165,7 +169,7 @@ export async function startOperatorEnv(opts: OperatorEnvOptions): Promise<Operat
     },
   };
   try {
-    await kubectlOk(['apply', '-f', path.join(REPO_ROOT, 'crds')]);
+    if (opts.applyCrds !== false) await kubectlOk(['apply', '-f', path.join(REPO_ROOT, 'crds')]);
     if (opts.startOperator !== false) await startOperator();
   } catch (e) {
     await env.stop();

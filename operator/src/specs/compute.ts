@@ -10,6 +10,13 @@ export const COMPUTE_USER = 'postgres';
 export const COMPUTE_DB = 'postgres';
 export const PROPOSER_CONTAINER = 'proposer';
 
+/**
+ * With auth on, the proposer presents a tenant-scoped JWT to the safekeepers, read from the
+ * Safekeeper's auth Secret under this key (the operator holds no private key, so it cannot mint
+ * one; the administrator adds it, e.g. `walctl token create --scope tenant --tenant-id T`).
+ */
+export const tenantTokenKey = (tenantName: string) => `tenant-token-${tenantName}`;
+
 /** Settings the proposer needs from PostgreSQL (ARCHITECTURE §5); user parameters come after them. */
 export const REQUIRED_POSTGRES_PARAMETERS: ReadonlyArray<[string, string]> = [
   ['wal_level', 'replica'],
@@ -134,7 +141,12 @@ export function buildComputeStatefulSet(inputs: ComputeInputs): StatefulSetLike 
       '--listen-http',
       `0.0.0.0:${ports.proposerHttp}`,
     ],
-    env: [{ name: 'PGPASSWORD', valueFrom: fromSecret('password') }],
+    env: [
+      { name: 'PGPASSWORD', valueFrom: fromSecret('password') },
+      ...(safekeeper.spec.auth
+        ? [{ name: 'WALKEEPER_AUTH_TOKEN', valueFrom: { secretKeyRef: { name: safekeeper.spec.auth.secretRef.name, key: tenantTokenKey(name) } } }]
+        : []),
+    ],
     ports: [{ name: 'http', containerPort: ports.proposerHttp, protocol: 'TCP' }],
     livenessProbe: { httpGet: { path: '/healthz', port: ports.proposerHttp }, periodSeconds: 10, failureThreshold: 6 },
     securityContext: restricted,

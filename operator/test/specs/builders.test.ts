@@ -111,6 +111,15 @@ describe('Tenant compute builders', () => {
     expect(proposer.env).toEqual([{ name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: 'app-credentials', key: 'password' } } }]);
   });
 
+  test('with auth on, the proposer presents its tenant token from the Safekeeper\'s auth Secret', () => {
+    const sts = buildComputeStatefulSet({ ...inputs, safekeeper: safekeeper({ auth: { secretRef: { name: 'wal-auth' } } }) });
+    const proposer = container(sts, 1);
+    expect(proposer.env).toEqual([
+      { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: 'app-credentials', key: 'password' } } },
+      { name: 'WALKEEPER_AUTH_TOKEN', valueFrom: { secretKeyRef: { name: 'wal-auth', key: 'tenant-token-app' } } },
+    ]);
+  });
+
   test('Secret carries username, password, host, port, dbname, uri; Service exposes 5432', () => {
     const secret = buildSecret(inputs.tenant, 's3cret');
     expect(() => new Secret(secret as never).validate()).not.toThrow();
