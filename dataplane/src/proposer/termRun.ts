@@ -22,6 +22,11 @@ const MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
 /** PostgreSQL's WAL just before the term start is compared with the donor's. */
 const VERIFY_BYTES = BigInt(XLOG_BLCKSZ);
 const HEARTBEAT_MS = 1_000;
+/**
+ * A deliberately broken rule for the durability tests only (torture/primaryLoss.ts): report
+ * PostgreSQL's own flush position as ours, acknowledging commits before any quorum has them.
+ */
+const UNSAFE_ACK_BEFORE_QUORUM = process.env.WALKEEPER_TEST_UNSAFE_ACK_BEFORE_QUORUM === '1';
 const COMMIT_BROADCAST_DELAY_MS = 5;
 /**
  * A member that answers nothing for this long is dropped and reconnected: a partition that
@@ -96,6 +101,7 @@ export class TermRun {
     if (this.finished) return;
     await source.ensureSlot();
     const id = source.identity;
+    if (UNSAFE_ACK_BEFORE_QUORUM) log.error('TEST MODE: acknowledging commits on PostgreSQL\'s flush, before any quorum has them');
     log.info({ system_id: id.systemId.toString(), pg_timeline: id.pgTimeline, flush_lsn: formatLsn(id.flushLsn), pg_version: id.pgVersion }, 'connected to PostgreSQL');
     this.core = new Proposer({
       tenantId: this.deps.tenantId,
@@ -262,6 +268,7 @@ export class TermRun {
       if (this.finished) return;
       this.buffer!.append(start, data);
       this.deps.metrics.walReceived.inc(data.length);
+      if (UNSAFE_ACK_BEFORE_QUORUM) this.source!.sendStatus(this.buffer!.end);
       this.wakeBufferWaiters();
       if (this.verified) this.advance();
     });
