@@ -16,6 +16,8 @@ program
   .addOption(flag('--listen-pg <host:port>', 'Postgres-protocol address (proposers and readers)', '0.0.0.0:5454'))
   .addOption(flag('--listen-http <host:port>', 'HTTP API and metrics address', '0.0.0.0:7676'))
   .addOption(flag('--auth-public-key <file>', 'PEM public key; when set, every connection and request needs a JWT'))
+  .addOption(flag('--tls-cert <file>', 'PEM certificate (chain); with --tls-key, both ports require TLS'))
+  .addOption(flag('--tls-key <file>', 'PEM private key of --tls-cert'))
   .addOption(flag('--log-format <format>', 'json or text', 'json'))
   .action(runSafekeeper);
 
@@ -28,6 +30,7 @@ program
   .addOption(flag('--timeline <id>', 'timeline id (32 hex)'))
   .addOption(flag('--listen-http <host:port>', 'HTTP status and metrics address', '0.0.0.0:7677'))
   .addOption(flag('--auth-token <jwt>', 'JWT presented to the safekeepers'))
+  .addOption(flag('--tls-ca <file>', 'PEM CA certificate(s): connect to the safekeepers over TLS and verify their certificates against it'))
   .addOption(flag('--log-format <format>', 'json or text', 'json'))
   .action(runProposer);
 

@@ -2,6 +2,7 @@
 // bearer-token auth, a listener that reports its bound address.
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ApiError } from './errors.js';
 import { AuthError, authorize, type Authenticator, type Claims } from '../auth/jwt.js';
@@ -63,10 +64,11 @@ export function requireAuth(auth: Authenticator | undefined, opts: { adminOnly?:
   };
 }
 
-export async function listen(app: Express, hostPort: string): Promise<{ server: Server; address: AddressInfo }> {
+/** Serves `app` on `hostPort`; over HTTPS when `tls` (PEM certificate chain and key) is given. */
+export async function listen(app: Express, hostPort: string, tls?: { cert: Buffer; key: Buffer }): Promise<{ server: Server; address: AddressInfo }> {
   const { host, port } = splitHostPort(hostPort);
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host);
+    const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, app).listen(port, host) : app.listen(port, host);
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new Error(`cannot listen on ${hostPort}: address already in use`) : err),
     );

@@ -1,4 +1,5 @@
 // `walkeeper proposer`: the sidecar beside a PostgreSQL primary.
+import { readFileSync } from 'node:fs';
 import { createLogger, type LogFormat } from '../common/log.js';
 import { parseConnInfo } from '../common/conninfo.js';
 import { assertValidId } from '../common/ids.js';
@@ -14,6 +15,8 @@ export interface ProposerOptions {
   timeline?: string;
   listenHttp: string;
   authToken?: string;
+  /** PEM CA: connect to the safekeepers over TLS and verify their certificates against it */
+  tlsCa?: string;
   logFormat: string;
 }
 
@@ -25,11 +28,20 @@ export async function startProposer(opts: ProposerOptions) {
   const log = createLogger({ name: 'proposer', format: opts.logFormat as LogFormat });
   const pg = parseConnInfo(opts.pg);
   const targets = parseSafekeeperList(opts.safekeepers, opts.tenant, opts.timeline, opts.authToken);
+  if (opts.tlsCa) {
+    let ca: Buffer;
+    try {
+      ca = readFileSync(opts.tlsCa);
+    } catch (err) {
+      throw new Error(`cannot read --tls-ca ${opts.tlsCa}: ${(err as Error).message}`);
+    }
+    for (const t of targets) t.tls = { ca };
+  }
   const metrics = new ProposerMetrics();
   const service = new ProposerService({ pg, targets, tenantId: opts.tenant, timelineId: opts.timeline, log, metrics });
   const http = await listen(proposerApp(() => service.status(), metrics, log), opts.listenHttp);
   service.start();
-  log.info({ safekeepers: targets.map((t) => t.address), postgres: `${pg.host}:${pg.port}`, listen_http: opts.listenHttp }, 'proposer started');
+  log.info({ safekeepers: targets.map((t) => t.address), postgres: `${pg.host}:${pg.port}`, listen_http: opts.listenHttp, tls: opts.tlsCa !== undefined }, 'proposer started');
   return {
     service,
     log,

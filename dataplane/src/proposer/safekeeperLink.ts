@@ -2,7 +2,7 @@
 // CopyData both ways. Also the read-only replication connection used to fetch WAL from a
 // peer safekeeper (catch-up of a lagging member, and the check that PostgreSQL's WAL is the
 // WAL the quorum holds).
-import { connectPg, type CopyBothStream, type PgConnection } from '../protocol/pgClient.js';
+import { connectPg, type CopyBothStream, type PgConnection, type PgTlsOptions } from '../protocol/pgClient.js';
 import { decodeAcceptorMessage, encodeAppendRequestHeader, encodeProposerMessage } from '../protocol/consensusCodec.js';
 import { decodeSenderMessage } from '../protocol/replicationMessages.js';
 import { formatLsn, type Lsn } from '../common/lsn.js';
@@ -15,6 +15,8 @@ export interface LinkTarget {
   tenantId: string;
   timelineId: string;
   token?: string;
+  /** connect over TLS, verifying the safekeeper's certificate (--tls-ca) */
+  tls?: PgTlsOptions;
 }
 
 export function parseSafekeeperList(list: string, tenantId: string, timelineId: string, token?: string): LinkTarget[] {
@@ -43,6 +45,7 @@ async function connectTo(target: LinkTarget, applicationName: string): Promise<P
     options: `-c tenant_id=${target.tenantId} -c timeline_id=${target.timelineId}`,
     password: target.token,
     connectTimeoutMs: 5_000,
+    tls: target.tls,
   });
 }
 

@@ -4,6 +4,7 @@
 // Built on pg-protocol's serializer and parser over node:net.
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import { serialize } from 'pg-protocol';
 import type { BackendMessage, CopyDataMessage, DataRowMessage, NoticeMessage, RowDescriptionMessage } from 'pg-protocol/dist/messages.js';
 import { Parser } from 'pg-protocol/dist/parser.js';
@@ -32,6 +33,19 @@ export interface PgConnectOptions {
   onNotice?: (notice: PgNotice) => void;
   /** highest PBKDF2 iteration count accepted from a server in SCRAM; default 100000 */
   maxScramIterations?: number;
+  /**
+   * Require TLS (SSLRequest first; a server answering 'N' is refused). The server's
+   * certificate is verified against `ca` (default: the system's CAs) and, like libpq's
+   * sslmode=verify-full, must name `servername` (default: the host) unless
+   * `rejectUnauthorized` is false.
+   */
+  tls?: PgTlsOptions;
+}
+
+export interface PgTlsOptions {
+  ca?: Buffer | string;
+  servername?: string;
+  rejectUnauthorized?: boolean;
 }
 
 export interface PgNotice {
@@ -108,7 +122,11 @@ export class PgConnection {
   /** resolves when the connection is ready for queries */
   readonly ready: Promise<void>;
 
-  private readonly socket: net.Socket;
+  /** the socket messages go through: the TCP socket, or TLS over it after the server's 'S' */
+  private socket: net.Socket;
+  private readonly rawSocket: net.Socket;
+  private awaitingSslAnswer = false;
+  private readonly onSocketData = (chunk: Buffer) => this.onData(chunk);
   private readonly parser = new Parser();
   private readonly opts: PgConnectOptions;
   private op: Op | null = { kind: 'startup' };
@@ -136,18 +154,67 @@ export class PgConnection {
       this.fail(new PgConnectionError(`timed out after ${timeoutMs} ms connecting to ${target}`));
     }, timeoutMs);
     const socketPath = options.socketPath ?? (options.host?.startsWith('/') ? `${options.host}/.s.PGSQL.${options.port ?? 5432}` : undefined);
-    this.socket = socketPath
+    this.socket = this.rawSocket = socketPath
       ? net.createConnection({ path: socketPath })
       : net.createConnection({ host: options.host ?? '127.0.0.1', port: options.port ?? 5432 });
     this.socket.setNoDelay(true);
-    this.socket.on('connect', () => this.sendStartup());
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.socket.on('error', (err) => this.fail(new PgConnectionError(`connection to ${target} failed: ${err.message}`, { cause: err })));
-    this.socket.on('close', () => {
+    this.socket.on('connect', () => {
+      if (!options.tls) return this.sendStartup();
+      this.awaitingSslAnswer = true;
+      const sslRequest = Buffer.alloc(8);
+      sslRequest.writeInt32BE(8, 0);
+      sslRequest.writeInt32BE(80877103, 4);
+      this.socket.write(sslRequest);
+    });
+    this.socket.on('data', this.onSocketData);
+    this.watchSocket(this.socket);
+  }
+
+  private watchSocket(socket: net.Socket): void {
+    const target = this.targetDescription();
+    socket.on('error', (err) => this.fail(new PgConnectionError(`connection to ${target} failed: ${err.message}`, { cause: err })));
+    socket.on('close', () => {
       this.socketClosed = true;
       this.fail(new PgConnectionError(`connection to ${target} closed`));
       for (const w of this.closeWaiters.splice(0)) w();
     });
+  }
+
+  /** The server's one-byte answer to SSLRequest: 'S' upgrades the socket to TLS, anything else fails. */
+  private onSslAnswer(chunk: Buffer): void {
+    this.awaitingSslAnswer = false;
+    const target = this.targetDescription();
+    const answer = String.fromCharCode(chunk[0]);
+    if (answer !== 'S') {
+      const why = answer === 'N' ? 'the server does not support TLS (it answered N to SSLRequest)' : answer === 'E' ? 'the server answered SSLRequest with an error' : `unexpected answer 0x${chunk[0].toString(16)} to SSLRequest`;
+      this.fail(new PgConnectionError(`TLS is required but ${target} refused it: ${why}`));
+      return;
+    }
+    // Bytes after the 'S' arrived before the handshake, unencrypted: a man in the middle
+    // could have injected them (CVE-2021-23222). Refuse them.
+    if (chunk.length > 1) {
+      this.fail(new PgConnectionError(`received unencrypted data after SSL response from ${target}`));
+      return;
+    }
+    const raw = this.rawSocket;
+    raw.off('data', this.onSocketData);
+    const o = this.opts.tls!;
+    const host = this.opts.host ?? '127.0.0.1';
+    const servername = o.servername ?? (net.isIP(host) ? undefined : host);
+    const secure = tls.connect({
+      socket: raw,
+      ca: o.ca,
+      servername,
+      // hostname checks use `host` when no servername (SNI cannot carry an IP address)
+      host: o.servername ?? host,
+      rejectUnauthorized: o.rejectUnauthorized ?? true,
+    });
+    secure.setNoDelay(true);
+    this.socket = secure;
+    secure.on('secureConnect', () => this.sendStartup());
+    secure.on('data', this.onSocketData);
+    secure.on('error', (err) => this.fail(new PgConnectionError(`TLS connection to ${target} failed: ${err.message}`, { cause: err })));
+    secure.on('close', () => this.fail(new PgConnectionError(`connection to ${target} closed`)));
   }
 
   /** `server_version` as reported at startup, e.g. "15.20 (Debian 15.20-0+deb12u1)" */
@@ -329,6 +396,7 @@ export class PgConnection {
   }
 
   private onData(chunk: Buffer): void {
+    if (this.awaitingSslAnswer) return this.onSslAnswer(chunk);
     try {
       this.parser.parse(chunk, (msg) => this.onMessage(msg));
     } catch (err) {
@@ -571,6 +639,7 @@ export class PgConnection {
       op.stream.finish(err);
     }
     if (!this.socket.destroyed) this.socket.destroy();
+    if (!this.rawSocket.destroyed) this.rawSocket.destroy();
   }
 }
 

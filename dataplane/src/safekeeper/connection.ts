@@ -2,6 +2,7 @@
 // the commands of a replication connection. START_WAL_PUSH hands the connection to the WAL
 // receiver (proposers), START_REPLICATION to the WAL sender (readers).
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import {
   FrontendDecoder,
   ProtocolError,
@@ -72,15 +73,21 @@ export class PgConnection {
   private copy: CopyHandler | undefined;
   private readonly startupTimer: NodeJS.Timeout;
   private partialTimer: NodeJS.Timeout | undefined;
+  /** the socket messages are read from and written to: the TCP socket, or TLS over it after SSLRequest */
+  socket: Socket;
+  private tlsActive = false;
+  private readonly onSocketData = (chunk: Buffer) => this.onData(chunk);
+  private readonly onSocketGone = () => this.close();
 
   constructor(
-    readonly socket: Socket,
+    private readonly rawSocket: Socket,
     private readonly ctx: SafekeeperContext,
   ) {
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', () => this.close());
-    socket.on('close', () => this.close());
+    this.socket = rawSocket;
+    rawSocket.setNoDelay(true);
+    rawSocket.on('data', this.onSocketData);
+    rawSocket.on('error', this.onSocketGone);
+    rawSocket.on('close', this.onSocketGone);
     this.startupTimer = setTimeout(() => {
       if (!this.startupDone) this.fail(new ConnectionError(`startup not completed within ${STARTUP_TIMEOUT_MS} ms`, SqlState.protocolViolation));
     }, STARTUP_TIMEOUT_MS);
@@ -149,15 +156,26 @@ export class PgConnection {
         const batch = this.pending;
         this.pending = [];
         // Replies to one batch leave in one write: one syscall instead of one per message.
-        this.socket.cork();
+        const socket = this.socket;
+        socket.cork();
         try {
-          for (const msg of batch) {
+          for (let i = 0; i < batch.length; i++) {
             if (this.closed) return;
+            const msg = batch[i];
+            if (msg.type === 'ssl_request' && this.ctx.tls) {
+              // Anything the client sent after the SSLRequest, before the handshake, was not
+              // encrypted: refuse it rather than read it as if it were (CVE-2021-23214).
+              if (i + 1 < batch.length || this.pending.length || this.decoder.bufferedBytes > 0) {
+                throw new ConnectionError('received unencrypted data after SSL request', SqlState.protocolViolation);
+              }
+              await this.startTls(socket);
+              continue;
+            }
             await this.handle(msg);
           }
           if (this.copy && !this.closed) await this.copy.onBatchEnd();
         } finally {
-          this.socket.uncork();
+          socket.uncork();
         }
       }
     } catch (err) {
@@ -165,6 +183,31 @@ export class PgConnection {
     } finally {
       this.processing = false;
     }
+  }
+
+  /**
+   * Answers an SSLRequest with 'S' and continues the connection over TLS: the startup packet
+   * and everything after it arrive through the TLS socket.
+   */
+  private async startTls(raw: Socket): Promise<void> {
+    if (this.tlsActive) throw new ConnectionError('received an SSLRequest inside TLS', SqlState.protocolViolation);
+    // Nothing more is read as plaintext: the next bytes are the client's TLS handshake.
+    raw.off('data', this.onSocketData);
+    raw.pause();
+    await new Promise<void>((resolve, reject) => {
+      raw.write(Buffer.from('S'), (err) => (err ? reject(err) : resolve()));
+      raw.uncork();
+    });
+    if (this.closed) return;
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: this.ctx.tls });
+    secure.on('data', this.onSocketData);
+    secure.on('error', (err: Error) => {
+      if (!this.startupDone) this.ctx.log.warn({ conn: this.remote, error: err.message }, 'TLS handshake failed');
+      this.close();
+    });
+    secure.on('close', this.onSocketGone);
+    this.socket = secure;
+    this.tlsActive = true;
   }
 
   private async handle(msg: FrontendMessage): Promise<void> {
@@ -197,6 +240,10 @@ export class PgConnection {
   }
 
   private async onStartup(params: Record<string, string>): Promise<void> {
+    // With TLS configured it is required: a plaintext startup must not bypass it.
+    if (this.ctx.tls && !this.tlsActive) {
+      throw new ConnectionError('this safekeeper requires TLS: connect with sslmode=require', SqlState.invalidAuthorization);
+    }
     this.params = params;
     this.applicationName = params.application_name ?? '';
     const opts = parseStartupOptions(params.options ?? '');
@@ -439,7 +486,10 @@ export class PgConnection {
     this.copy?.onClose();
     this.copy = undefined;
     this.socket.destroySoon?.();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    setTimeout(() => {
+      this.socket.destroy();
+      this.rawSocket.destroy();
+    }, 1000).unref();
   }
 
   get claimsForTest(): Claims | undefined {

@@ -1,4 +1,5 @@
 // What every part of a running safekeeper shares: its id, its timelines, auth, logs, metrics.
+import type { SecureContext } from 'node:tls';
 import type { Authenticator } from '../auth/jwt.js';
 import type { Logger } from '../common/log.js';
 import type { SafekeeperMetrics } from '../http/metrics.js';
@@ -8,6 +9,8 @@ export interface SafekeeperContext {
   nodeId: number;
   registry: Registry;
   auth: Authenticator | undefined;
+  /** set when --tls-cert/--tls-key are given: the Postgres port then requires TLS */
+  tls?: SecureContext;
   log: Logger;
   metrics: SafekeeperMetrics;
 }

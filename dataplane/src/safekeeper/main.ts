@@ -3,7 +3,8 @@
 // the HTTP API beside it. An fsync failure ends the process, as PostgreSQL does.
 import { createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { createLogger, type LogFormat } from '../common/log.js';
 import { Authenticator, loadPublicKey } from '../auth/jwt.js';
 import { SafekeeperMetrics } from '../http/metrics.js';
@@ -20,6 +21,9 @@ export interface SafekeeperOptions {
   listenPg: string;
   listenHttp: string;
   authPublicKey?: string;
+  /** PEM certificate (chain) and key: both ports then require TLS */
+  tlsCert?: string;
+  tlsKey?: string;
   logFormat: string;
 }
 
@@ -51,6 +55,8 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
   splitHostPort(opts.listenPg);
   mkdirSync(opts.datadir, { recursive: true });
   const auth = opts.authPublicKey ? new Authenticator(loadPublicKey(opts.authPublicKey)) : undefined;
+  const tlsFiles = loadTlsFiles(opts);
+  const tls = tlsFiles?.context;
 
   let ready = false;
   // The registry is created first and loaded after the HTTP listener is up, so liveness
@@ -58,14 +64,14 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
   const registry = new Registry(opts.datadir, log, nodeId);
   await registry.layout.pinNodeId(nodeId);
   const metrics = new SafekeeperMetrics(registry);
-  const ctx: SafekeeperContext = { nodeId, registry, auth, log, metrics };
+  const ctx: SafekeeperContext = { nodeId, registry, auth, tls, log, metrics };
   registry.attachMetrics(metrics);
   registry.onFatal((err) => {
     log.fatal({ err: err.message }, 'storage failed; exiting so that no unflushed WAL is ever acknowledged');
     process.exit(70);
   });
 
-  const http = await listen(safekeeperApp(ctx, { ready: () => ready, startedAt: Date.now() }), opts.listenHttp);
+  const http = await listen(safekeeperApp(ctx, { ready: () => ready, startedAt: Date.now() }), opts.listenHttp, tlsFiles);
   const loaded = await registry.load();
   log.info({ timelines: loaded, datadir: opts.datadir }, 'storage loaded');
 
@@ -82,7 +88,7 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
   });
   ready = true;
   const pgAddr = pgServer.address() as { address: string; port: number };
-  log.info({ id: nodeId, listen_pg: `${pgAddr.address}:${pgAddr.port}`, listen_http: `${http.address.address}:${http.address.port}`, auth: auth !== undefined }, 'safekeeper ready');
+  log.info({ id: nodeId, listen_pg: `${pgAddr.address}:${pgAddr.port}`, listen_http: `${http.address.address}:${http.address.port}`, auth: auth !== undefined, tls: tls !== undefined }, 'safekeeper ready');
 
   return {
     ctx,
@@ -97,6 +103,25 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
       http.server.closeAllConnections?.();
     },
   };
+}
+
+/** Reads --tls-cert and --tls-key; both or neither. */
+function loadTlsFiles(opts: Pick<SafekeeperOptions, 'tlsCert' | 'tlsKey'>): { cert: Buffer; key: Buffer; context: SecureContext } | undefined {
+  if (!opts.tlsCert && !opts.tlsKey) return undefined;
+  if (!opts.tlsCert || !opts.tlsKey) throw new Error('--tls-cert and --tls-key go together: pass both (PEM certificate and its private key) or neither');
+  const read = (flagName: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new Error(`cannot read ${flagName} ${file}: ${(err as Error).message}`);
+    }
+  };
+  const files = { cert: read('--tls-cert', opts.tlsCert), key: read('--tls-key', opts.tlsKey) };
+  try {
+    return { ...files, context: createSecureContext(files) };
+  } catch (err) {
+    throw new Error(`invalid TLS certificate or key (${opts.tlsCert}, ${opts.tlsKey}): ${(err as Error).message}`);
+  }
 }
 
 export async function runSafekeeper(opts: SafekeeperOptions): Promise<void> {

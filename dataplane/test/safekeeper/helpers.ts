@@ -34,16 +34,18 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `walkeeper-${prefix}-`));
 }
 
-export async function startTestSafekeeper(datadir: string, opts: { id?: number; authPublicKey?: string } = {}): Promise<TestSafekeeper> {
+export async function startTestSafekeeper(datadir: string, opts: { id?: number; authPublicKey?: string; tlsCert?: string; tlsKey?: string } = {}): Promise<TestSafekeeper> {
   const sk = await startSafekeeper({
     id: String(opts.id ?? 1),
     datadir,
     listenPg: '127.0.0.1:0',
     listenHttp: '127.0.0.1:0',
     authPublicKey: opts.authPublicKey,
+    tlsCert: opts.tlsCert,
+    tlsKey: opts.tlsKey,
     logFormat: 'json',
   });
-  return { sk, datadir, pgPort: Number(sk.pgAddress.split(':').pop()), httpUrl: `http://${sk.httpAddress}` };
+  return { sk, datadir, pgPort: Number(sk.pgAddress.split(':').pop()), httpUrl: `${opts.tlsCert ? 'https' : 'http'}://${sk.httpAddress}` };
 }
 
 export function removeDir(dir: string | undefined): void {

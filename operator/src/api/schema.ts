@@ -100,6 +100,20 @@ export const SafekeeperSpec = Type.Object(
         { required: ['secretRef'] },
       ),
     ),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          secretRef: Type.Object(
+            { name: Type.String({ minLength: 1 }) },
+            {
+              description:
+                'Secret with keys tls.crt and tls.key (the safekeepers\' certificate, valid for *.<name>-headless.<namespace>.svc.<cluster domain>) and ca.crt (the CA the proposers and the operator verify it against).',
+            },
+          ),
+        },
+        { required: ['secretRef'], description: 'When set, both safekeeper ports require TLS.' },
+      ),
+    ),
     nodeSelector: Type.Optional(StringMap('Node labels the pods must match.')),
     tolerations: Type.Optional(Type.Array(Toleration, { description: 'Pod tolerations (core/v1 Toleration).' })),
     affinity: Type.Optional(PassThroughObject('Pod affinity (core/v1 Affinity), passed through verbatim.')),

@@ -9,6 +9,7 @@ export const POSTGRES_UID = 999;
 export const COMPUTE_USER = 'postgres';
 export const COMPUTE_DB = 'postgres';
 export const PROPOSER_CONTAINER = 'proposer';
+const SAFEKEEPER_CA_MOUNT = '/etc/walkeeper/safekeeper-ca';
 
 /**
  * With auth on, the proposer presents a tenant-scoped JWT to the safekeepers, read from the
@@ -146,11 +147,12 @@ export function buildComputeStatefulSet(inputs: ComputeInputs): StatefulSetLike 
       ...(safekeeper.spec.auth
         ? [{ name: 'WALKEEPER_AUTH_TOKEN', valueFrom: { secretKeyRef: { name: safekeeper.spec.auth.secretRef.name, key: tenantTokenKey(name) } } }]
         : []),
+      ...(safekeeper.spec.tls ? [{ name: 'WALKEEPER_TLS_CA', value: `${SAFEKEEPER_CA_MOUNT}/ca.crt` }] : []),
     ],
     ports: [{ name: 'http', containerPort: ports.proposerHttp, protocol: 'TCP' }],
     livenessProbe: { httpGet: { path: '/healthz', port: ports.proposerHttp }, periodSeconds: 10, failureThreshold: 6 },
     securityContext: restricted,
-    volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+    volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...(safekeeper.spec.tls ? [{ name: 'safekeeper-ca', mountPath: SAFEKEEPER_CA_MOUNT, readOnly: true }] : [])],
   };
 
   return {
@@ -178,6 +180,8 @@ export function buildComputeStatefulSet(inputs: ComputeInputs): StatefulSetLike 
           volumes: [
             { name: 'run', emptyDir: {} },
             { name: 'tmp', emptyDir: {} },
+            // Only the CA: the safekeepers' private key stays out of compute pods.
+            ...(safekeeper.spec.tls ? [{ name: 'safekeeper-ca', secret: { secretName: safekeeper.spec.tls.secretRef.name, items: [{ key: 'ca.crt', path: 'ca.crt' }] } }] : []),
           ],
         },
       },

@@ -12,6 +12,7 @@ export const defaultBuildOptions: SafekeeperBuildOptions = { clusterDomain: 'clu
 
 export const SAFEKEEPER_UID = 10001;
 const AUTH_MOUNT = '/etc/walkeeper/auth';
+const TLS_MOUNT = '/etc/walkeeper/tls';
 
 function meta(sk: Safekeeper, name: string): KubeObject['metadata'] {
   const instance = sk.metadata.name ?? '';
@@ -125,6 +126,22 @@ function podTemplate(sk: Safekeeper, configHash: string): { metadata: KubeObject
     // Only the public key is mounted; the admin token in the same Secret stays with the operator.
     volumes.push({ name: 'auth', secret: { secretName: sk.spec.auth.secretRef.name, items: [{ key: 'public.pem', path: 'public.pem' }] } });
   }
+  const env: Json[] = [];
+  if (sk.spec.tls) {
+    env.push({ name: 'WALKEEPER_TLS_CERT', value: `${TLS_MOUNT}/tls.crt` }, { name: 'WALKEEPER_TLS_KEY', value: `${TLS_MOUNT}/tls.key` });
+    volumeMounts.push({ name: 'tls', mountPath: TLS_MOUNT, readOnly: true });
+    volumes.push({
+      name: 'tls',
+      secret: {
+        secretName: sk.spec.tls.secretRef.name,
+        items: [
+          { key: 'tls.crt', path: 'tls.crt' },
+          { key: 'tls.key', path: 'tls.key' },
+        ],
+      },
+    });
+  }
+  const scheme = sk.spec.tls ? { scheme: 'HTTPS' } : {};
   const annotations: Record<string, string> = { [ANNOTATION_CONFIG_HASH]: configHash };
   const restartedAt = sk.metadata.annotations?.[ANNOTATION_RESTARTED_AT];
   if (restartedAt) annotations[ANNOTATION_RESTARTED_AT] = restartedAt;
@@ -144,18 +161,19 @@ function podTemplate(sk: Safekeeper, configHash: string): { metadata: KubeObject
         image: sk.spec.image,
         command,
         envFrom: [{ configMapRef: { name: names.safekeeperConfigMap(name) } }],
+        ...(env.length ? { env } : {}),
         ports: [
           { name: 'pg', containerPort: ports.safekeeperPg, protocol: 'TCP' },
           { name: 'http', containerPort: ports.safekeeperHttp, protocol: 'TCP' },
         ],
         livenessProbe: {
-          httpGet: { path: '/healthz', port: ports.safekeeperHttp },
+          httpGet: { path: '/healthz', port: ports.safekeeperHttp, ...scheme },
           periodSeconds: 10,
           timeoutSeconds: 2,
           failureThreshold: 6,
         },
         readinessProbe: {
-          httpGet: { path: '/readyz', port: ports.safekeeperHttp },
+          httpGet: { path: '/readyz', port: ports.safekeeperHttp, ...scheme },
           periodSeconds: 5,
           timeoutSeconds: 2,
           failureThreshold: 3,

@@ -60,6 +60,35 @@ describe('Safekeeper builders', () => {
     expect(sts.spec.template.spec!.volumes).toContainEqual({ name: 'auth', secret: { secretName: 'wal-auth', items: [{ key: 'public.pem', path: 'public.pem' }] } });
   });
 
+  test('tls mounts tls.crt and tls.key, sets WALKEEPER_TLS_CERT/KEY and probes over HTTPS', () => {
+    const sts = buildStatefulSet(safekeeper({ tls: { secretRef: { name: 'wal-tls' } } }));
+    expect(() => new StatefulSet(sts as never).validate()).not.toThrow();
+    const c = container(sts);
+    expect(c.env).toEqual([
+      { name: 'WALKEEPER_TLS_CERT', value: '/etc/walkeeper/tls/tls.crt' },
+      { name: 'WALKEEPER_TLS_KEY', value: '/etc/walkeeper/tls/tls.key' },
+    ]);
+    expect(c.volumeMounts).toContainEqual({ name: 'tls', mountPath: '/etc/walkeeper/tls', readOnly: true });
+    expect(sts.spec.template.spec!.volumes).toContainEqual({
+      name: 'tls',
+      secret: { secretName: 'wal-tls', items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] },
+    });
+    expect(c.livenessProbe).toMatchObject({ httpGet: { path: '/healthz', port: 7676, scheme: 'HTTPS' } });
+    expect(c.readinessProbe).toMatchObject({ httpGet: { path: '/readyz', port: 7676, scheme: 'HTTPS' } });
+    // the template changes, so members roll onto TLS
+    expect(revisionOf(sts)).toBeDefined();
+    expect(revisionOf(sts)).not.toBe(revisionOf(buildStatefulSet(safekeeper())));
+  });
+
+  test('without tls: no env, no tls volume, probes without a scheme (HTTP)', () => {
+    const sts = buildStatefulSet(safekeeper());
+    const c = container(sts);
+    expect(c.env).toBeUndefined();
+    expect((sts.spec.template.spec!.volumes as Json[]).map((v) => v.name)).not.toContain('tls');
+    expect((c.livenessProbe as { httpGet: Json }).httpGet.scheme).toBeUndefined();
+    expect((c.readinessProbe as { httpGet: Json }).httpGet.scheme).toBeUndefined();
+  });
+
   test('placement passes through: nodeSelector, tolerations, affinity', () => {
     const affinity = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'disk', operator: 'In', values: ['ssd'] }] }] } } };
     const sts = buildStatefulSet(safekeeper({ nodeSelector: { pool: 'wal' }, tolerations: [{ key: 'dedicated', operator: 'Exists' }], affinity }));
@@ -118,6 +147,17 @@ describe('Tenant compute builders', () => {
       { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: 'app-credentials', key: 'password' } } },
       { name: 'WALKEEPER_AUTH_TOKEN', valueFrom: { secretKeyRef: { name: 'wal-auth', key: 'tenant-token-app' } } },
     ]);
+  });
+
+  test('with tls on, the proposer gets only the CA of the Safekeeper\'s TLS Secret as WALKEEPER_TLS_CA', () => {
+    const sts = buildComputeStatefulSet({ ...inputs, safekeeper: safekeeper({ tls: { secretRef: { name: 'wal-tls' } } }) });
+    expect(() => new StatefulSet(sts as never).validate()).not.toThrow();
+    const proposer = container(sts, 1);
+    expect(proposer.env).toContainEqual({ name: 'WALKEEPER_TLS_CA', value: '/etc/walkeeper/safekeeper-ca/ca.crt' });
+    expect(proposer.volumeMounts).toContainEqual({ name: 'safekeeper-ca', mountPath: '/etc/walkeeper/safekeeper-ca', readOnly: true });
+    expect(sts.spec.template.spec!.volumes).toContainEqual({ name: 'safekeeper-ca', secret: { secretName: 'wal-tls', items: [{ key: 'ca.crt', path: 'ca.crt' }] } });
+    // the postgres container does not see it
+    expect(JSON.stringify(container(sts, 0))).not.toContain('safekeeper-ca');
   });
 
   test('Secret carries username, password, host, port, dbname, uri; Service exposes 5432', () => {

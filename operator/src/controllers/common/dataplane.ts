@@ -1,5 +1,6 @@
 // The operator's HTTP client for the data plane (safekeeper API on 7676, proposer status on 7677).
 // fetch is injected so tests feed canned JSON; every call has a timeout.
+import { request as httpsRequest } from 'node:https';
 
 export interface FetchResponse {
   status: number;
@@ -8,6 +9,29 @@ export interface FetchResponse {
 export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal }) => Promise<FetchResponse>;
 
 export const globalFetch: FetchLike = (url, init) => fetch(url, init);
+
+/**
+ * A FetchLike over node:https that verifies the server against `ca` (PEM) and the name
+ * `servername` (the member's DNS name, while the URL may hold its pod IP). A missing CA fails
+ * every call with `missingCa` rather than falling back to the system's CAs.
+ */
+export function tlsFetch(tls: { ca: string | undefined; servername?: string; missingCa?: string }): FetchLike {
+  return (url, init) =>
+    new Promise<FetchResponse>((resolve, reject) => {
+      if (!tls.ca) return reject(new Error(tls.missingCa ?? 'no CA certificate to verify the server with'));
+      const req = httpsRequest(url, { method: init.method, headers: init.headers, ca: tls.ca, servername: tls.servername, signal: init.signal }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, text: async () => body });
+        });
+      });
+      req.on('error', (err) => reject(init.signal.aborted ? init.signal.reason : err));
+      req.end(init.body);
+    });
+}
 
 /** An HTTP answer that is not what the operator expected, with the data plane's error code when given. */
 export class DataPlaneError extends Error {

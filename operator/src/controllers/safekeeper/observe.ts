@@ -4,7 +4,7 @@ import type { Safekeeper } from '../../api/schema.js';
 import { LABEL_CLUSTER, memberFqdn, names, ports } from '../../specs/meta.js';
 import { type PodLike, podReady } from '../../specs/types.js';
 import { kinds } from '../../runtime/kube.js';
-import { DataPlaneClient, mapLimit, type TimelineJson } from '../common/dataplane.js';
+import { DataPlaneClient, mapLimit, tlsFetch, type TimelineJson } from '../common/dataplane.js';
 import { type ControllerContext, readSecretKey } from '../context.js';
 
 export interface MemberReport {
@@ -22,7 +22,13 @@ export interface MemberReport {
 export function memberBaseUrl(pod: PodLike | undefined, sk: Safekeeper, ordinal: number, clusterDomain: string): string {
   const ip = pod?.status?.podIP;
   const host = ip ? (ip.includes(':') ? `[${ip}]` : ip) : memberFqdn(sk.metadata.name ?? '', sk.metadata.namespace ?? 'default', ordinal, clusterDomain);
-  return `http://${host}:${ports.safekeeperHttp}`;
+  return `${sk.spec.tls ? 'https' : 'http'}://${host}:${ports.safekeeperHttp}`;
+}
+
+/** With TLS on, the CA (`ca.crt` of the TLS Secret) the members' certificates are verified against. */
+export async function memberCa(ctx: ControllerContext, sk: Safekeeper): Promise<{ ca: string | undefined } | undefined> {
+  if (!sk.spec.tls) return undefined;
+  return { ca: await readSecretKey(ctx, sk.metadata.namespace ?? 'default', sk.spec.tls.secretRef.name, 'ca.crt') };
 }
 
 export async function adminToken(ctx: ControllerContext, sk: Safekeeper): Promise<string | undefined> {
@@ -35,19 +41,31 @@ export async function listMemberPods(ctx: ControllerContext, sk: Safekeeper): Pr
   return new Map(items.map((p) => [p.metadata.name ?? '', p]));
 }
 
-export function memberClient(ctx: ControllerContext, sk: Safekeeper, pod: PodLike | undefined, ordinal: number, token: string | undefined): DataPlaneClient {
-  return new DataPlaneClient(memberBaseUrl(pod, sk, ordinal, ctx.options.clusterDomain), { fetch: ctx.fetch, timeoutMs: ctx.options.httpTimeoutMs, token });
+/**
+ * A client for one member. With TLS on (`tls` from memberCa), requests go over HTTPS and the
+ * certificate must be signed by the Secret's CA and name the member's DNS name, whatever
+ * address the URL holds. An injected ctx.fetch (tests) is used as it is.
+ */
+export function memberClient(ctx: ControllerContext, sk: Safekeeper, pod: PodLike | undefined, ordinal: number, token: string | undefined, tls?: { ca: string | undefined }): DataPlaneClient {
+  const { clusterDomain } = ctx.options;
+  let fetch = ctx.fetch;
+  if (!fetch && sk.spec.tls) {
+    const servername = memberFqdn(sk.metadata.name ?? '', sk.metadata.namespace ?? 'default', ordinal, clusterDomain);
+    fetch = tlsFetch({ ca: tls?.ca, servername, missingCa: `TLS is on but Secret ${sk.spec.tls.secretRef.name} has no ca.crt to verify safekeeper ${servername} with` });
+  }
+  return new DataPlaneClient(memberBaseUrl(pod, sk, ordinal, clusterDomain), { fetch, timeoutMs: ctx.options.httpTimeoutMs, token });
 }
 
 export async function observeMembers(ctx: ControllerContext, sk: Safekeeper, pods: Map<string, PodLike>): Promise<MemberReport[]> {
   const token = await adminToken(ctx, sk);
+  const tls = await memberCa(ctx, sk);
   const ordinals = Array.from({ length: sk.spec.replicas }, (_, i) => i);
   return mapLimit(ordinals, 4, async (ordinal) => {
     const name = names.safekeeperPod(sk.metadata.name ?? '', ordinal);
     const pod = pods.get(name);
     const report: MemberReport = { name, ordinal, pod, podReady: podReady(pod), reachable: false, timelines: {} };
     if (!pod || pod.metadata.deletionTimestamp) return report;
-    const api = memberClient(ctx, sk, pod, ordinal, token);
+    const api = memberClient(ctx, sk, pod, ordinal, token, tls);
     try {
       await api.status();
       report.reachable = true;

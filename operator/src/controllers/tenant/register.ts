@@ -5,7 +5,7 @@ import { names } from '../../specs/meta.js';
 import type { PodLike } from '../../specs/types.js';
 import { mapLimit, type TimelineJson } from '../common/dataplane.js';
 import type { ControllerContext } from '../context.js';
-import { adminToken, memberClient } from '../safekeeper/observe.js';
+import { adminToken, memberCa, memberClient } from '../safekeeper/observe.js';
 
 export interface TenantMemberReport {
   name: string;
@@ -24,12 +24,13 @@ export async function registerOnMembers(
   timelineId: string,
 ): Promise<TenantMemberReport[]> {
   const token = await adminToken(ctx, sk);
+  const tls = await memberCa(ctx, sk);
   const ordinals = Array.from({ length: sk.spec.replicas }, (_, i) => i);
   return mapLimit(ordinals, 4, async (ordinal) => {
     const name = names.safekeeperPod(sk.metadata.name ?? '', ordinal);
     const pod = pods.get(name);
     if (!pod || pod.metadata.deletionTimestamp) return { name, registered: false, createdNow: false, error: 'pod does not exist' };
-    const api = memberClient(ctx, sk, pod, ordinal, token);
+    const api = memberClient(ctx, sk, pod, ordinal, token, tls);
     try {
       let timeline = await api.timeline(tenantId, timelineId);
       let createdNow = false;
@@ -54,13 +55,14 @@ export async function deregisterFromMembers(
   tenantId: string,
 ): Promise<Array<{ name: string; ok: boolean; error?: string }>> {
   const token = await adminToken(ctx, sk);
+  const tls = await memberCa(ctx, sk);
   const ordinals = Array.from({ length: sk.spec.replicas }, (_, i) => i);
   return mapLimit(ordinals, 4, async (ordinal) => {
     const name = names.safekeeperPod(sk.metadata.name ?? '', ordinal);
     const pod = pods.get(name);
     if (!pod) return { name, ok: false, error: 'pod does not exist' };
     try {
-      await memberClient(ctx, sk, pod, ordinal, token).deleteTenant(tenantId);
+      await memberClient(ctx, sk, pod, ordinal, token, tls).deleteTenant(tenantId);
       return { name, ok: true };
     } catch (e) {
       return { name, ok: false, error: (e as Error).message };
