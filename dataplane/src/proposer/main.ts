@@ -7,6 +7,7 @@ import { listen } from '../http/server.js';
 import { proposerApp, ProposerMetrics } from '../http/proposerApi.js';
 import { parseSafekeeperList } from './safekeeperLink.js';
 import { ProposerService } from './service.js';
+import { stopOnSignals } from '../common/shutdown.js';
 
 export interface ProposerOptions {
   pg?: string;
@@ -55,16 +56,5 @@ export async function startProposer(opts: ProposerOptions) {
 
 export async function runProposer(opts: ProposerOptions): Promise<void> {
   const p = await startProposer(opts);
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    p.log.info({ signal }, 'shutting down');
-    p.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  stopOnSignals(() => p.stop(), p.log);
 }

@@ -13,6 +13,7 @@ import { safekeeperApp } from '../http/safekeeperApi.js';
 import { Registry } from './registry.js';
 import { PgConnection } from './connection.js';
 import type { SafekeeperContext } from './context.js';
+import { stopOnSignals } from '../common/shutdown.js';
 
 export interface SafekeeperOptions {
   id?: string;
@@ -126,19 +127,5 @@ function loadTlsFiles(opts: Pick<SafekeeperOptions, 'tlsCert' | 'tlsKey'>): { ce
 
 export async function runSafekeeper(opts: SafekeeperOptions): Promise<void> {
   const sk = await startSafekeeper(opts);
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    sk.ctx.log.info({ signal }, 'shutting down');
-    sk.stop().then(
-      () => process.exit(0),
-      (err: Error) => {
-        sk.ctx.log.error({ err: err.message }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  stopOnSignals(() => sk.stop(), sk.ctx.log);
 }

@@ -9,7 +9,7 @@ import type { AcceptorMessage, ProposerMessage } from '../consensus/messages.js'
 import { Proposer, type ProposerEffect, type ProposerFaults } from '../consensus/proposer.js';
 import { newTimelineState } from '../consensus/state.js';
 import { SimDisk } from './disk.js';
-import { Rng } from './rng.js';
+import { Prng } from '../common/prng.js';
 
 export interface SimOptions {
   /** number of acceptors (3 or 5) */
@@ -139,7 +139,7 @@ function describe(msg: ProposerMessage | AcceptorMessage): string {
 }
 
 class Simulation {
-  private readonly rng: Rng;
+  private readonly rng: Prng;
   private readonly chaos: ChaosWeights;
   private readonly acceptors: SimAcceptor[];
   private readonly proposers: SimProposer[] = [];
@@ -158,7 +158,7 @@ class Simulation {
       Pick<SimOptions, 'acceptorFaults' | 'proposerFaults'>,
     chaos: ChaosWeights,
   ) {
-    this.rng = new Rng(seed);
+    this.rng = new Prng(seed);
     this.chaos = chaos;
     const state = newTimelineState({ tenantId: TENANT, timelineId: TIMELINE, walSegSize: SEG });
     this.acceptors = Array.from({ length: opts.acceptors }, (_, idx) => {

@@ -4,7 +4,7 @@
 // past them is discarded by recovery, which never trusts a partial record.
 import { formatLsn, type Lsn } from '../common/lsn.js';
 import { cloneState, type AcceptorPersistentState } from '../consensus/state.js';
-import type { Rng } from './rng.js';
+import type { Prng } from '../common/prng.js';
 
 export class SimDisk {
   control: AcceptorPersistentState;
@@ -62,7 +62,7 @@ export class SimDisk {
   }
 
   /** Power loss: keeps the durable part plus a random number of whole unflushed records. */
-  crash(rng: Rng): void {
+  crash(rng: Prng): void {
     const keep = rng.int(0, this.pendingEnds.length);
     const len = keep === 0 ? this.durableLen : this.pendingEnds[keep - 1];
     this.bytes.length = len;

@@ -6,38 +6,24 @@
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isValidId } from '../common/ids.js';
-import { formatLsn, isValidU64, type Lsn } from '../common/lsn.js';
+import { formatLsn, isValidU64 } from '../common/lsn.js';
 import { crc32c } from './crc32c.js';
 import { errnoCode, StorageError } from './errors.js';
 import { hex32 } from './walRecords.js';
+import type { AcceptorPersistentState } from '../consensus/state.js';
+import type { TermSwitch } from '../consensus/messages.js';
 
 export const CONTROL_FILE_NAME = 'safekeeper.control';
 export const CONTROL_FILE_MAGIC = 0x57414c4b; // "WALK"
 export const CONTROL_FILE_VERSION = 1;
 
-export interface TermHistoryEntry {
-  term: bigint;
-  /** LSN at which this term's WAL begins. */
-  lsn: Lsn;
-}
+export type TermHistoryEntry = TermSwitch;
 
-/** The acceptor state a safekeeper keeps per timeline (storage's own definition). */
-export interface TimelinePersistentState {
-  tenantId: string;
-  timelineId: string;
-  /** Highest term this acceptor has voted in / accepted. */
-  term: bigint;
-  termHistory: TermHistoryEntry[];
-  pgVersion: number;
-  systemId: bigint;
-  walSegSize: number;
-  pgTimeline: number;
-  timelineStartLsn: Lsn;
-  commitLsn: Lsn;
-  truncateLsn: Lsn;
+/** What the control file holds: the acceptor's persistent state, plus when it was created. */
+export type TimelinePersistentState = AcceptorPersistentState & {
   /** Creation time, milliseconds since the epoch. */
   createdAt: bigint;
-}
+};
 
 const HEADER_SIZE = 8; // magic + version
 const ID_BYTES = 16;

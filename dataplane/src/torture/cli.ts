@@ -1,5 +1,5 @@
 // Command line of the torture: argument parsing and the printed report (pure, unit-tested).
-import { parseSeed } from './prng.js';
+import { parseSeed } from '../common/prng.js';
 import type { TortureReport } from './run.js';
 import type { BreakRule } from './ledger.js';
 import { FAULT_KINDS } from './schedule.js';

@@ -11,7 +11,7 @@ import { sleep, type PostgresServer } from '../local/postgres.js';
 import { EXTRA_PORT, killCluster, newTempCluster, safekeeperTimeline, timestamped } from './env.js';
 import { applyFault, emptyFaultCounts, heal } from './faults.js';
 import { applyBreakRule, checkLedger, LedgerRecord, type BreakRule, type LedgerCheck } from './ledger.js';
-import { Prng, randomSeed } from './prng.js';
+import { Prng, randomSeed } from '../common/prng.js';
 import { readLedger, receiveWalFromSafekeeper, startRestoredServer, takeBaseBackup } from './restore.js';
 import { FAULT_KINDS, generateSchedule, type FaultKind } from './schedule.js';
 import { LEDGER_DDL, Workload, destroyClient } from './workload.js';

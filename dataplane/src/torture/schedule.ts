@@ -2,7 +2,7 @@
 // what it hits, how long the victim stays down and how long to wait before the next one.
 // Faults run one after another, so at most one safekeeper is down at a time, except for
 // `quorum_loss`, which takes two down on purpose to check that commits block (not fail).
-import { Prng } from './prng.js';
+import { Prng } from '../common/prng.js';
 
 export type FaultKind = 'kill_safekeeper' | 'restart_proposer' | 'crash_postgres' | 'quorum_loss';
 

@@ -1,5 +1,5 @@
 // The torture's PRNG and fault schedule are pure functions of the seed, so a printed seed replays a run.
-import { Prng, parseSeed } from '../../src/torture/prng.js';
+import { Prng, parseSeed } from '../../src/common/prng.js';
 import { generateSchedule, describeFault } from '../../src/torture/schedule.js';
 
 describe('Prng', () => {

@@ -1,5 +1,6 @@
-// A tiny seeded PRNG (mulberry32) for the torture's fault schedule: the same seed always
-// yields the same sequence, so a failing run can be replayed from the seed it printed.
+// A tiny seeded PRNG (mulberry32) for the deterministic simulation and the torture's fault
+// schedule: the same seed always yields the same sequence, so a failing run replays from the
+// seed it printed.
 
 export class Prng {
   private state: number;
@@ -27,6 +28,11 @@ export class Prng {
   int(min: number, max: number): number {
     if (max < min) throw new Error(`Prng.int: max ${max} < min ${min}`);
     return min + Math.floor(this.next() * (max - min + 1));
+  }
+
+  /** True with probability p. */
+  chance(p: number): boolean {
+    return this.next() < p;
   }
 
   pick<T>(items: readonly T[]): T {
