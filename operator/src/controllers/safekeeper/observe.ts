@@ -56,16 +56,32 @@ export function memberClient(ctx: ControllerContext, sk: Safekeeper, pod: PodLik
   return new DataPlaneClient(memberBaseUrl(pod, sk, ordinal, clusterDomain), { fetch, timeoutMs: ctx.options.httpTimeoutMs, token });
 }
 
-export async function observeMembers(ctx: ControllerContext, sk: Safekeeper, pods: Map<string, PodLike>): Promise<MemberReport[]> {
+/** One member of a Safekeeper cluster as the fan-outs below see it. */
+export interface MemberHandle {
+  name: string;
+  ordinal: number;
+  pod: PodLike | undefined;
+  /** a client for its HTTP API (credentials and CA read once per fan-out) */
+  client(): DataPlaneClient;
+}
+
+/** Runs fn for every member, four at a time, with the admin token and CA read once. */
+export async function forEachMember<T>(ctx: ControllerContext, sk: Safekeeper, pods: Map<string, PodLike>, fn: (m: MemberHandle) => Promise<T>): Promise<T[]> {
   const token = await adminToken(ctx, sk);
   const tls = await memberCa(ctx, sk);
   const ordinals = Array.from({ length: sk.spec.replicas }, (_, i) => i);
-  return mapLimit(ordinals, 4, async (ordinal) => {
+  return mapLimit(ordinals, 4, (ordinal) => {
     const name = names.safekeeperPod(sk.metadata.name ?? '', ordinal);
     const pod = pods.get(name);
+    return fn({ name, ordinal, pod, client: () => memberClient(ctx, sk, pod, ordinal, token, tls) });
+  });
+}
+
+export async function observeMembers(ctx: ControllerContext, sk: Safekeeper, pods: Map<string, PodLike>): Promise<MemberReport[]> {
+  return forEachMember(ctx, sk, pods, async ({ name, ordinal, pod, client }) => {
     const report: MemberReport = { name, ordinal, pod, podReady: podReady(pod), reachable: false, timelines: {} };
     if (!pod || pod.metadata.deletionTimestamp) return report;
-    const api = memberClient(ctx, sk, pod, ordinal, token, tls);
+    const api = client();
     try {
       await api.status();
       report.reachable = true;

@@ -1,11 +1,10 @@
 // Registers the tenant and its timeline on every member of the Safekeeper cluster (idempotent: an
 // existing tenant or timeline, 409, is fine) and reads each member's view of the timeline.
 import type { Safekeeper } from '../../api/schema.js';
-import { names } from '../../specs/meta.js';
 import type { PodLike } from '../../specs/types.js';
-import { mapLimit, type TimelineJson } from '../common/dataplane.js';
+import type { TimelineJson } from '../common/dataplane.js';
 import type { ControllerContext } from '../context.js';
-import { adminToken, memberCa, memberClient } from '../safekeeper/observe.js';
+import { forEachMember } from '../safekeeper/observe.js';
 
 export interface TenantMemberReport {
   name: string;
@@ -23,14 +22,9 @@ export async function registerOnMembers(
   tenantId: string,
   timelineId: string,
 ): Promise<TenantMemberReport[]> {
-  const token = await adminToken(ctx, sk);
-  const tls = await memberCa(ctx, sk);
-  const ordinals = Array.from({ length: sk.spec.replicas }, (_, i) => i);
-  return mapLimit(ordinals, 4, async (ordinal) => {
-    const name = names.safekeeperPod(sk.metadata.name ?? '', ordinal);
-    const pod = pods.get(name);
+  return forEachMember(ctx, sk, pods, async ({ name, pod, client }): Promise<TenantMemberReport> => {
     if (!pod || pod.metadata.deletionTimestamp) return { name, registered: false, createdNow: false, error: 'pod does not exist' };
-    const api = memberClient(ctx, sk, pod, ordinal, token, tls);
+    const api = client();
     try {
       let timeline = await api.timeline(tenantId, timelineId);
       let createdNow = false;
@@ -54,15 +48,10 @@ export async function deregisterFromMembers(
   pods: Map<string, PodLike>,
   tenantId: string,
 ): Promise<Array<{ name: string; ok: boolean; error?: string }>> {
-  const token = await adminToken(ctx, sk);
-  const tls = await memberCa(ctx, sk);
-  const ordinals = Array.from({ length: sk.spec.replicas }, (_, i) => i);
-  return mapLimit(ordinals, 4, async (ordinal) => {
-    const name = names.safekeeperPod(sk.metadata.name ?? '', ordinal);
-    const pod = pods.get(name);
+  return forEachMember(ctx, sk, pods, async ({ name, pod, client }) => {
     if (!pod) return { name, ok: false, error: 'pod does not exist' };
     try {
-      await memberClient(ctx, sk, pod, ordinal, token, tls).deleteTenant(tenantId);
+      await client().deleteTenant(tenantId);
       return { name, ok: true };
     } catch (e) {
       return { name, ok: false, error: (e as Error).message };
