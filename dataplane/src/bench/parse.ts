@@ -1,4 +1,5 @@
 // Pure parsing and formatting for the benchmark: pgbench's summary, fio's JSON, the table.
+import type { CpuUse } from './cpu.js';
 
 export interface PgbenchResult {
   tps: number;
@@ -7,6 +8,8 @@ export interface PgbenchResult {
   failed: number;
   /** the summary lines as pgbench printed them */
   raw: string[];
+  /** CPU used by the replication processes of the setup while pgbench ran */
+  cpu?: CpuUse;
 }
 
 /** Parses pgbench (15) output: "tps = 1443.6 (without initial connection time)", "latency average = 5.542 ms". */
@@ -55,6 +58,8 @@ export interface BenchReport {
   primaryAlone?: PgbenchResult;
   receivewalSync?: PgbenchResult;
   walkeeper?: PgbenchResult;
+  /** (b) and (c) run alternately, one pair per round; the rows above combine the rounds */
+  rounds?: { receivewalSync?: PgbenchResult; walkeeper?: PgbenchResult }[];
   ingest?: IngestResult;
   fio?: FioResult;
   fioSeconds?: number;
@@ -69,6 +74,40 @@ function f(n: number | undefined, digits = 1): string {
 
 export function ratio(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined || b === undefined || b === 0 ? undefined : a / b;
+}
+
+/** One row for several runs of the same setup: mean TPS, transaction-weighted latency, summed CPU. */
+export function combineRuns(runs: PgbenchResult[]): PgbenchResult | undefined {
+  if (runs.length === 0) return undefined;
+  if (runs.length === 1) return runs[0];
+  const transactions = runs.reduce((a, r) => a + r.transactions, 0);
+  const latency = transactions > 0 ? runs.reduce((a, r) => a + r.latencyMs * r.transactions, 0) / transactions : runs[0].latencyMs;
+  const out: PgbenchResult = {
+    tps: runs.reduce((a, r) => a + r.tps, 0) / runs.length,
+    latencyMs: latency,
+    transactions,
+    failed: runs.reduce((a, r) => a + r.failed, 0),
+    raw: [],
+  };
+  const withCpu = runs.filter((r) => r.cpu);
+  if (withCpu.length) {
+    const byName = new Map<string, number>();
+    for (const r of withCpu) for (const p of r.cpu!.processes) byName.set(p.name, (byName.get(p.name) ?? 0) + p.seconds);
+    out.cpu = {
+      processes: [...byName].map(([name, seconds]) => ({ name, seconds })),
+      machineBusy: withCpu.reduce((a, r) => a + r.cpu!.machineBusy, 0) / withCpu.length,
+    };
+  }
+  return out;
+}
+
+function cpuRow(name: string, p: PgbenchResult | undefined): string {
+  const cpu = p?.cpu;
+  if (!p || !cpu) return `| ${name} | - | - | - | - |`;
+  const total = cpu.processes.reduce((a, x) => a + x.seconds, 0);
+  const perTx = p.transactions > 0 ? (total * 1e6) / p.transactions : undefined;
+  const detail = cpu.processes.map((x) => `${x.name} ${f(x.seconds)}`).join(', ');
+  return `| ${name} | ${f(total)} | ${f(perTx, 0)} | ${f(cpu.machineBusy * 100, 0)}% | ${detail} |`;
 }
 
 export function formatBenchReport(r: BenchReport): string {
@@ -91,6 +130,14 @@ export function formatBenchReport(r: BenchReport): string {
     `| (c)/(a) TPS | ${f(ratio(r.walkeeper?.tps, r.primaryAlone?.tps), 3)} | |`,
     `| (b)/(a) TPS | ${f(ratio(r.receivewalSync?.tps, r.primaryAlone?.tps), 3)} | |`,
     '',
+    '## CPU while pgbench ran (replication processes only; PostgreSQL and pgbench not counted)',
+    '',
+    '| setup | CPU s | CPU µs per transaction | machine busy (all cores) | per process (s) |',
+    '|---|---:|---:|---:|---|',
+    cpuRow('(a) primary alone', r.primaryAlone),
+    cpuRow('(b) pg_receivewal', r.receivewalSync),
+    cpuRow('(c) walkeeper', r.walkeeper),
+    '',
     '## safekeeper raw ingest vs the disk (same directory)',
     '',
     '| measure | MB/s | detail |',
@@ -99,22 +146,47 @@ export function formatBenchReport(r: BenchReport): string {
     `| fio --rw=write --bs=128k --fdatasync=1 --ioengine=sync, ${r.fioSeconds ?? '-'} s | ${f(fioMBs)} | ${r.fio ? `${f(r.fio.iops, 0)} IOPS${r.fio.syncMeanUs !== undefined ? `, fdatasync mean ${f(r.fio.syncMeanUs, 0)} µs` : ''}` : '-'} |`,
     `| ingest / fio | ${f(ratio(ingestMBs, fioMBs), 2)} | |`,
   ];
+  if (r.rounds && r.rounds.length > 1) {
+    lines.push('', `## (b) and (c) alternated, ${r.rounds.length} rounds (the rows above combine them)`, '', '| round | (b) TPS | (c) TPS | (c)/(b) |', '|---:|---:|---:|---:|');
+    r.rounds.forEach((x, i) => lines.push(`| ${i + 1} | ${f(x.receivewalSync?.tps)} | ${f(x.walkeeper?.tps)} | ${f(ratio(x.walkeeper?.tps, x.receivewalSync?.tps), 3)} |`));
+  }
   if (r.errors.length) lines.push('', '### errors', '', ...r.errors.map((e) => `- ${e.split('\n')[0]}`));
   return lines.join('\n');
 }
 
-/** `bench [--seconds N] [--scale S] [--disk-seconds N]` */
-export function parseBenchArgs(argv: string[]): { seconds: number; scale: number; diskSeconds?: number } {
-  const out: { seconds: number; scale: number; diskSeconds?: number } = { seconds: 30, scale: 10 };
+export const BENCH_STEPS = ['a', 'b', 'c', 'ingest', 'fio'] as const;
+export type BenchStep = (typeof BENCH_STEPS)[number];
+
+export interface BenchArgs {
+  seconds: number;
+  scale: number;
+  diskSeconds?: number;
+  rounds?: number;
+  only?: BenchStep[];
+}
+
+const BENCH_USAGE = 'bench [--seconds N] [--scale S] [--disk-seconds N] [--rounds N] [--only a,b,c,ingest,fio]';
+
+/** `bench [--seconds N] [--scale S] [--disk-seconds N] [--rounds N] [--only steps]` */
+export function parseBenchArgs(argv: string[]): BenchArgs {
+  const out: BenchArgs = { seconds: 30, scale: 10 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = argv[++i];
+    if (a === '--only') {
+      const steps = (v ?? '').split(',').filter(Boolean);
+      const bad = steps.filter((s) => !(BENCH_STEPS as readonly string[]).includes(s));
+      if (steps.length === 0 || bad.length) throw new Error(`--only needs a comma-separated list of ${BENCH_STEPS.join(', ')}${bad.length ? `; unknown: ${bad.join(', ')}` : ''}`);
+      out.only = steps as BenchStep[];
+      continue;
+    }
     const n = Number(v);
     if (v === undefined || !Number.isInteger(n) || n <= 0) throw new Error(`${a} needs a positive integer${v === undefined ? '' : `, got "${v}"`}`);
     if (a === '--seconds') out.seconds = n;
     else if (a === '--scale') out.scale = n;
     else if (a === '--disk-seconds') out.diskSeconds = n;
-    else throw new Error(`unknown argument "${a}" (usage: bench [--seconds N] [--scale S] [--disk-seconds N])`);
+    else if (a === '--rounds') out.rounds = n;
+    else throw new Error(`unknown argument "${a}" (usage: ${BENCH_USAGE})`);
   }
   return out;
 }

@@ -10,7 +10,8 @@ import { ensureDirFor, processAlive, sleep, type RunAs } from '../local/postgres
 import { ManagedProcess } from '../local/process.js';
 import { EXTRA_PORT, killCluster, newTempCluster, runOk, timestamped } from '../torture/env.js';
 import { measureIngest } from './ingest.js';
-import { formatBenchReport, parseFioJson, parsePgbench, type BenchReport, type PgbenchResult } from './parse.js';
+import { combineRuns, formatBenchReport, parseFioJson, parsePgbench, type BenchReport, type BenchStep, type PgbenchResult } from './parse.js';
+import { cpuBetween, sampleCpu } from './cpu.js';
 
 export interface BenchOptions {
   seconds: number;
@@ -19,6 +20,10 @@ export interface BenchOptions {
   jobs?: number;
   /** fio and ingest duration; default min(20, seconds) */
   diskSeconds?: number;
+  /** (b) and (c) alternate this many times, so both see the same machine weather; default 1 */
+  rounds?: number;
+  /** run only these steps; default all */
+  only?: BenchStep[];
   log?: (line: string) => void;
   /** print pgbench's own summary lines */
   printRaw?: (line: string) => void;
@@ -39,6 +44,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const pg = cluster.postgres;
   let recv: ChildProcess | undefined;
   const ingestSk = new ManagedProcess('ingest safekeeper', join(dir, 'run', 'ingest-sk.pid'), join(dir, 'logs', 'ingest-sk.log'));
+  const wanted = (s: BenchStep) => !opts.only || opts.only.includes(s);
   const step = async (name: string, fn: () => Promise<void>) => {
     try {
       await fn();
@@ -55,11 +61,13 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     log(`bench: pgbench -i -s ${report.scale}`);
     await runOk('pgbench -i', join(pg.binDir, 'pgbench'), ['-i', '-s', String(report.scale), '-q', ...pgArgs(cluster)], { timeoutMs: 600_000 });
 
-    const bench = async (label: string): Promise<PgbenchResult> => {
+    /** pgbench against the primary; `pids` are the setup's replication processes, whose CPU is reported */
+    const bench = async (label: string, pids: Map<string, number | undefined>): Promise<PgbenchResult> => {
       pg.psql('CHECKPOINT');
       log(`bench: ${label}: pgbench -N -c ${report.clients} -j ${report.jobs} -T ${opts.seconds}`);
+      const before = sampleCpu(pids);
       const r = await runOk('pgbench', join(pg.binDir, 'pgbench'), ['-N', '-c', String(report.clients), '-j', String(report.jobs), '-T', String(opts.seconds), ...pgArgs(cluster)], { timeoutMs: (opts.seconds + 120) * 1000 });
-      const result = parsePgbench(r.stdout);
+      const result = { ...parsePgbench(r.stdout), cpu: cpuBetween(before, sampleCpu(pids)) };
       raw(`### ${label}`);
       raw('```');
       for (const l of result.raw) raw(l);
@@ -67,34 +75,55 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       return result;
     };
 
-    await step('(a) primary alone', async () => {
-      await cluster.stopProposer();
-      setSyncNames(cluster, '');
-      report.primaryAlone = await bench("(a) primary alone, synchronous_standby_names=''");
-    });
+    if (wanted('a')) {
+      await step('(a) primary alone', async () => {
+        await cluster.stopProposer();
+        setSyncNames(cluster, '');
+        report.primaryAlone = await bench("(a) primary alone, synchronous_standby_names=''", new Map());
+      });
+    }
 
-    await step('(b) pg_receivewal --synchronous', async () => {
-      pg.psql(`SELECT pg_create_physical_replication_slot('${RECV_SLOT}', true)`);
-      const recvDir = join(dir, 'recv');
-      ensureDirFor(recvDir, runAs);
-      recv = startReceivewal(cluster, recvDir, runAs, join(dir, 'logs', 'pg_receivewal.log'));
-      setSyncNames(cluster, 'recv');
-      await waitForSyncStandby(cluster, 'recv');
-      report.receivewalSync = await bench("(b) pg_receivewal --synchronous, synchronous_standby_names='recv'");
-      await stopChild(recv);
-      recv = undefined;
-      pg.psql(`SELECT pg_drop_replication_slot('${RECV_SLOT}')`);
-    });
+    const rounds = opts.rounds ?? 1;
+    const runsB: PgbenchResult[] = [];
+    const runsC: PgbenchResult[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const suffix = rounds > 1 ? ` [round ${round + 1}/${rounds}]` : '';
+      const thisRound: NonNullable<BenchReport['rounds']>[number] = {};
+      if (wanted('b')) {
+        await step(`(b) pg_receivewal --synchronous${suffix}`, async () => {
+          await cluster.stopProposer();
+          pg.psql(`SELECT pg_create_physical_replication_slot('${RECV_SLOT}', true)`);
+          const recvDir = join(dir, 'recv');
+          rmSync(recvDir, { recursive: true, force: true });
+          ensureDirFor(recvDir, runAs);
+          recv = startReceivewal(cluster, recvDir, runAs, join(dir, 'logs', 'pg_receivewal.log'));
+          setSyncNames(cluster, 'recv');
+          await waitForSyncStandby(cluster, 'recv');
+          thisRound.receivewalSync = await bench(`(b) pg_receivewal --synchronous, synchronous_standby_names='recv'${suffix}`, new Map([['pg_receivewal', recv.pid]]));
+          runsB.push(thisRound.receivewalSync);
+          await stopChild(recv);
+          recv = undefined;
+          pg.psql(`SELECT pg_drop_replication_slot('${RECV_SLOT}')`);
+        });
+      }
+      if (wanted('c')) {
+        await step(`(c) walkeeper${suffix}`, async () => {
+          setSyncNames(cluster, 'walkeeper_proposer');
+          await cluster.startProposer();
+          await cluster.waitForQuorum();
+          await waitForSyncStandby(cluster, 'walkeeper_proposer');
+          const pids = new Map<string, number | undefined>([['proposer', cluster.proposerProcess.pid]]);
+          for (const sk of cluster.config.safekeepers) pids.set(`sk${sk.id}`, cluster.safekeeperProcess(sk.id).pid);
+          thisRound.walkeeper = await bench(`(c) walkeeper, 3 safekeepers, synchronous_standby_names='walkeeper_proposer'${suffix}`, pids);
+          runsC.push(thisRound.walkeeper);
+        });
+      }
+      (report.rounds ??= []).push(thisRound);
+    }
+    report.receivewalSync = combineRuns(runsB);
+    report.walkeeper = combineRuns(runsC);
 
-    await step('(c) walkeeper', async () => {
-      setSyncNames(cluster, 'walkeeper_proposer');
-      await cluster.startProposer();
-      await cluster.waitForQuorum();
-      await waitForSyncStandby(cluster, 'walkeeper_proposer');
-      report.walkeeper = await bench("(c) walkeeper, 3 safekeepers, synchronous_standby_names='walkeeper_proposer'");
-    });
-
-    await step('safekeeper ingest', async () => {
+    if (wanted('ingest')) await step('safekeeper ingest', async () => {
       const endLsn = parseLsn(pg.psql('SELECT pg_current_wal_flush_lsn()'));
       const restart = parseLsn(pg.psql(`SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = '${INGEST_SLOT}'`));
       const systemId = BigInt(pg.psql('SELECT system_identifier FROM pg_control_system()'));
@@ -118,7 +147,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       await ingestSk.stop();
     });
 
-    await step('fio', async () => {
+    if (wanted('fio')) await step('fio', async () => {
       const fioDir = join(dir, 'fio');
       ensureDirFor(fioDir, undefined);
       log(`bench: fio 128k write + fdatasync for ${diskSeconds} s in ${fioDir}`);

@@ -1,5 +1,6 @@
 // The benchmark's parsers and report: pgbench 15 summaries, fio JSON, the markdown table.
-import { formatBenchReport, parseBenchArgs, parseFioJson, parsePgbench } from '../../src/bench/parse.js';
+import { combineRuns, formatBenchReport, parseBenchArgs, parseFioJson, parsePgbench } from '../../src/bench/parse.js';
+import { cpuBetween, parseMachineStat, parseProcStat } from '../../src/bench/cpu.js';
 
 const PGBENCH_15 = `pgbench (15.20 (Debian 15.20-0+deb12u1))
 starting vacuum...end.
@@ -51,4 +52,43 @@ test('bench arguments', () => {
   expect(parseBenchArgs([])).toEqual({ seconds: 30, scale: 10 });
   expect(parseBenchArgs(['--seconds', '5'])).toEqual({ seconds: 5, scale: 10 });
   expect(() => parseBenchArgs(['--seconds', 'x'])).toThrow(/positive integer/);
+  expect(parseBenchArgs(['--rounds', '3', '--only', 'b,c'])).toEqual({ seconds: 30, scale: 10, rounds: 3, only: ['b', 'c'] });
+  expect(() => parseBenchArgs(['--only', 'b,x'])).toThrow(/unknown: x/);
+  expect(() => parseBenchArgs(['--only'])).toThrow(/comma-separated list/);
+  expect(() => parseBenchArgs(['--round', '2'])).toThrow(/unknown argument "--round"/);
+});
+
+test('rounds combine into mean TPS, transaction-weighted latency and summed CPU; the table shows each round', () => {
+  const run = (tps: number, latencyMs: number, transactions: number, cpu: number) => ({
+    tps, latencyMs, transactions, failed: 0, raw: [], cpu: { processes: [{ name: 'proposer', seconds: cpu }], machineBusy: 0.5 },
+  });
+  const c = combineRuns([run(1000, 8, 10_000, 2), run(500, 16, 5_000, 1)])!;
+  expect(c.tps).toBe(750);
+  expect(c.latencyMs).toBeCloseTo((8 * 10_000 + 16 * 5_000) / 15_000);
+  expect(c.transactions).toBe(15_000);
+  expect(c.cpu!.processes).toEqual([{ name: 'proposer', seconds: 3 }]);
+  expect(combineRuns([])).toBeUndefined();
+  const text = formatBenchReport({
+    seconds: 10, scale: 10, clients: 8, jobs: 2, walkeeper: c, receivewalSync: run(1000, 8, 15_000, 0.3),
+    rounds: [{ walkeeper: run(1000, 8, 10_000, 2), receivewalSync: run(2000, 4, 10_000, 0.2) }, { walkeeper: run(500, 16, 5_000, 1) }],
+    errors: [],
+  });
+  // 3 CPU s over 15,000 transactions = 200 µs each
+  expect(text).toMatch(/\| \(c\) walkeeper \| 3\.0 \| 200 \| 50% \| proposer 3\.0 \|/);
+  expect(text).toMatch(/\| 1 \| 2000\.0 \| 1000\.0 \| 0\.500 \|/);
+  expect(text).toMatch(/\| 2 \| - \| 500\.0 \| - \|/);
+});
+
+test('CPU accounting reads utime+stime from /proc/<pid>/stat and busy time from /proc/stat', () => {
+  // a command name with spaces and parentheses must not shift the fields
+  const stat = '1234 (node (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 11 0 100 0 0';
+  expect(parseProcStat(stat)).toBe(3);
+  expect(() => parseProcStat('1 (x) S')).toThrow(/utime\/stime/);
+  const m = parseMachineStat('cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\n');
+  expect(m).toEqual({ busy: 150, total: 1000 });
+  const use = cpuBetween(
+    { processes: new Map([['a', 1], ['gone', 5]]), busy: 100, total: 1000 },
+    { processes: new Map([['a', 4], ['new', 1]]), busy: 600, total: 2000 },
+  );
+  expect(use).toEqual({ processes: [{ name: 'a', seconds: 3 }], machineBusy: 0.5 });
 });
