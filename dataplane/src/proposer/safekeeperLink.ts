@@ -83,9 +83,8 @@ export class SafekeeperLink {
   /** Sends one message; false means the socket is full (await drain()). */
   send(msg: ProposerMessage): boolean {
     if (msg.tag === 'append_request') {
-      const header = encodeAppendRequestHeader(msg, msg.walData.length);
-      const body = msg.walData.length ? Buffer.concat([header, msg.walData]) : header;
-      return this.stream.sendCopyData(body);
+      // header and WAL leave as two parts of one message: no copy of the WAL per member
+      return this.stream.sendCopyData([encodeAppendRequestHeader(msg, msg.walData.length), msg.walData]);
     }
     return this.stream.sendCopyData(encodeProposerMessage(msg));
   }

@@ -44,6 +44,8 @@ interface MemberRuntime {
   peer: PeerReader | undefined;
   /** commit LSN carried by the last AppendRequest sent to this member */
   commitSent: Lsn;
+  /** when the last AppendRequest went to this member (ms) */
+  lastAppendAt: number;
   /** when the member last sent us anything (ms) */
   lastHeard: number;
 }
@@ -73,7 +75,7 @@ export class TermRun {
   private commitBroadcastTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: TermRunDeps) {
-    this.members = deps.targets.map((target) => ({ target, link: undefined, epoch: 0, queue: [], pumping: false, error: undefined, peer: undefined, commitSent: 0n, lastHeard: 0 }));
+    this.members = deps.targets.map((target) => ({ target, link: undefined, epoch: 0, queue: [], pumping: false, error: undefined, peer: undefined, commitSent: 0n, lastAppendAt: 0, lastHeard: 0 }));
     this.outcome = new Promise((resolve) => (this.resolveOutcome = resolve));
   }
 
@@ -213,7 +215,10 @@ export class TermRun {
 
   /**
    * Safekeepers learn the commit LSN from AppendRequests; readers see WAL only up to it.
-   * Shortly after it advances, members that were sent nothing since get an empty append.
+   * Under load every member gets an AppendRequest (carrying the commit LSN) within a few ms
+   * anyway, so an empty append goes only to a member that was sent nothing for a while and
+   * lags the commit LSN: the stream went quiet. Each empty append costs every member a
+   * wakeup, which on a busy machine is a good part of a commit's CPU.
    */
   private scheduleCommitBroadcast(): void {
     if (this.commitBroadcastTimer) return;
@@ -221,7 +226,10 @@ export class TermRun {
       this.commitBroadcastTimer = undefined;
       if (this.finished) return;
       const commit = this.core!.commitLsn;
-      this.dispatch(this.core!.heartbeat().filter((e) => e.kind !== 'send_append' || this.members[e.member].commitSent < commit));
+      const quietSince = Date.now() - COMMIT_BROADCAST_DELAY_MS;
+      const lagging = this.members.filter((m) => m.commitSent < commit);
+      if (lagging.some((m) => m.lastAppendAt > quietSince)) this.scheduleCommitBroadcast();
+      this.dispatch(this.core!.heartbeat().filter((e) => e.kind !== 'send_append' || (this.members[e.member].commitSent < commit && this.members[e.member].lastAppendAt <= quietSince)));
     }, COMMIT_BROADCAST_DELAY_MS);
   }
 
@@ -333,6 +341,7 @@ export class TermRun {
           if (m.epoch !== epoch || this.finished || !m.link) break;
           ok = m.link.send({ ...item.req, walData });
           m.commitSent = item.req.commitLsn;
+          m.lastAppendAt = Date.now();
           this.deps.metrics.walSent.inc(walData.length);
         }
         m.queue.shift();

@@ -716,14 +716,19 @@ export class CopyBothStream implements AsyncIterable<Buffer> {
   }
 
   /** Sends one CopyData; returns false when the socket buffer is full (await `drain()`). */
-  sendCopyData(payload: Uint8Array): boolean {
+  /**
+   * Sends one CopyData message. A payload given in parts is sent as those parts (writev), so
+   * a header and a large body need not be copied into one buffer first.
+   */
+  sendCopyData(payload: Uint8Array | readonly Uint8Array[]): boolean {
     if (this.clientDone) throw new Error('sendCopyData after sendCopyDone');
-    const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    const parts = (Array.isArray(payload) ? payload : [payload]) as readonly Uint8Array[];
+    const bodies = parts.filter((p) => p.length > 0).map((p) => (Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
     const header = Buffer.allocUnsafe(5);
     header[0] = 0x64;
-    header.writeInt32BE(4 + body.length, 1);
+    header.writeInt32BE(4 + bodies.reduce((n, b) => n + b.length, 0), 1);
     this.conn.corkUntilNextTick();
-    return this.conn.writev([header, body]);
+    return this.conn.writev([header, ...bodies]);
   }
 
   /** Resolves when the socket can take more data. */
