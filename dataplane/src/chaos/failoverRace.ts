@@ -37,6 +37,8 @@ export interface FailoverReport {
   ackedOnOldPrimary: number;
   ackedOnOldPrimaryDuringPartition: number;
   ackedOnNewPrimary: number;
+  /** how far sk1 (reached by the partitioned P1) was ahead of the majority when P2 started */
+  donorAheadBytes?: number;
   oldTerm?: string;
   newTerm?: string;
   switchpoint?: string;
@@ -168,6 +170,15 @@ export async function runFailoverRace(log: Log = () => undefined): Promise<Failo
     await sleep(1500); // commits in flight before the cut may still complete
     const ackedAtCut = record.acknowledged.size;
     log(`failover: PG1/P1 cut off from sk2, sk3 (quorum_healthy=false seen: ${!!unhealthy}); ${ackedAtCut} commits acknowledged by PG1 so far`);
+    // P1 keeps streaming PG1's (uncommitted) WAL to sk1: sk1 becomes the donor, and the
+    // new term must catch sk2 and sk3 up from it before PG2 can be promoted.
+    const flushOf = async (id: number) => parseLsn((await safekeeperTimeline(nc!.views.get(id)!, id))?.flush_lsn ?? '0/0');
+    const ahead = await waitUntil(15_000, async () => {
+      const d = (await flushOf(1)) - ((await flushOf(2)) > (await flushOf(3)) ? await flushOf(2) : await flushOf(3));
+      return d > 0n ? d : undefined;
+    });
+    report.donorAheadBytes = Number(ahead ?? 0n);
+    log(`failover: sk1 (still reached by P1) is ${ahead ?? 0n} bytes ahead of sk2/sk3 with WAL nobody acknowledged`);
 
     // 3. P2 for PG2, failover mode
     const p2Port = cfg.proposer.http_port + P2_HTTP_PORT_OFFSET;
@@ -183,7 +194,11 @@ export async function runFailoverRace(log: Log = () => undefined): Promise<Failo
       const s = await status(p2Url);
       return s?.state === 'streaming' && s.quorum_healthy ? s : undefined;
     });
-    if (!p2) throw new Error(`P2 did not start streaming within 120 s; see ${join(dir, 'logs', 'proposer2.log')}`);
+    if (!p2) {
+      const last = await status(p2Url);
+      const tail = readFileSync(join(dir, 'logs', 'proposer2.log'), 'utf8').trim().split('\n').slice(-8).join('\n');
+      throw new Error(`P2 did not start streaming within 120 s (state ${last?.state}: ${last?.reason ?? ''}); proposer2.log ends:\n${tail}`);
+    }
     report.newTerm = p2.term;
     const history = readFileSync(join(standby.dataDir, 'pg_wal', '00000002.history'), 'utf8');
     report.switchpoint = /^1\t(\S+)\t/.exec(history)?.[1];
@@ -205,7 +220,7 @@ export async function runFailoverRace(log: Log = () => undefined): Promise<Failo
     });
     report.oldProposerReason = p1Fenced?.reason;
     check('only the new primary commits', report.ackedOnOldPrimaryDuringPartition === 0 && record.acknowledged.size > report.ackedOnOldPrimary,
-      `PG1 acknowledged ${report.ackedOnOldPrimaryDuringPartition} commits after its partition; PG2 acknowledged ${record.acknowledged.size - report.ackedOnOldPrimary} in 5 s (term ${report.oldTerm} -> ${report.newTerm})`);
+      `PG1 acknowledged ${report.ackedOnOldPrimaryDuringPartition} commits after its partition (sk1 ${report.donorAheadBytes} B ahead); PG2 acknowledged ${record.acknowledged.size - report.ackedOnOldPrimary} in 5 s (term ${report.oldTerm} -> ${report.newTerm})`);
     check('the partitioned old proposer is fenced by the new term', !!p1Fenced && /term/.test(p1Fenced.reason ?? ''), `P1 state ${p1Fenced?.state ?? 'not fenced'}: ${p1Fenced?.reason ?? ''}`);
 
     // 5. heal; the old proposer restarted is still fenced, and the old primary commits nothing

@@ -442,8 +442,11 @@ export class TermRun {
 
   private async walFor(i: number, begin: Lsn, end: Lsn): Promise<Buffer> {
     if (begin === end) return Buffer.alloc(0);
-    await this.until(() => this.buffer !== undefined);
-    if (begin >= this.verifyFrom) {
+    // WAL below the term start is the donor's. While a standby is being promoted there is no
+    // stream from PostgreSQL yet, and the promotion waits for exactly this catch-up.
+    const beforeStream = this.buffer === undefined && end <= this.core!.termStartLsn;
+    if (!beforeStream) await this.until(() => this.buffer !== undefined);
+    if (!beforeStream && begin >= this.verifyFrom) {
       // From PostgreSQL's stream, once it was found to match the quorum's WAL.
       await this.until(() => this.verified && this.buffer!.end >= end);
       if (begin >= this.buffer!.start) return this.buffer!.read(begin, Number(end - begin));
