@@ -126,7 +126,17 @@ function proposerMessageArb(tenantId: string, timelineId: string, walSample: Buf
     pgVersion: fc.oneof(fc.constant(PG_VERSION), fc.nat()),
     systemId: fc.oneof(fc.constant(SYSTEM_ID), u64),
     walSegSize: fc.oneof(fc.constant(16 * 1024 * 1024), fc.nat()),
-  }).map((g): ProposerMessage => ({ tag: 'proposer_greeting', mconf: LEGACY_MCONF, ...g }));
+    pgTimeline: fc.oneof(fc.constant(1), fc.constant(2), fc.nat()),
+  }, { requiredKeys: ['tenantId', 'timelineId', 'pgVersion', 'systemId', 'walSegSize'] }).map((g): ProposerMessage => ({ tag: 'proposer_greeting', mconf: LEGACY_MCONF, ...g }));
+  // a PostgreSQL timeline report: well-formed history files, and random text
+  const historyFile = fc.oneof(
+    fc.constant(''),
+    fc.tuple(lsnArb, fc.string({ maxLength: 30 })).map(([lsn, reason]) => `1\t${formatLsn(lsn)}\t${reason.replace(/\n/g, ' ')}\n`),
+    fc.string({ maxLength: 120 }),
+  );
+  const pgTimeline = fc
+    .record({ term: termArb, tli: fc.oneof(fc.constant(1), fc.constant(2), fc.integer({ min: 1, max: 0xffffffff })), startLsn: lsnArb, historyFile })
+    .map((t): ProposerMessage => ({ tag: 'pg_timeline', generation: 0, ...t }));
   const vote = fc.record({ generation: fc.constantFrom(0, 1), term: termArb }).map((v): ProposerMessage => ({ tag: 'vote_request', ...v }));
   const elected = fc
     .record({ term: termArb, startStreamingAt: lsnArb, termHistory: fc.array(fc.record({ term: termArb, lsn: lsnArb }), { maxLength: 4 }) })
@@ -138,7 +148,7 @@ function proposerMessageArb(tenantId: string, timelineId: string, walSample: Buf
       const beginLsn = a.beginLsn + BigInt(walData.length) > (1n << 64n) - 1n ? (1n << 64n) - 1n - BigInt(walData.length) : a.beginLsn;
       return { tag: 'append_request', generation: 0, ...a, beginLsn, endLsn: beginLsn + BigInt(walData.length), walData };
     });
-  return fc.oneof(greeting, vote, elected, append);
+  return fc.oneof(greeting, vote, elected, append, pgTimeline);
 }
 
 /** valid encodings, mutated ones and raw garbage */
@@ -244,13 +254,13 @@ export function fuzzDecoders(runs: number, seed: number, report: FuzzReport): vo
   }, report);
   fuzzDecoder('replication command parser', commandArb, runs, seed + 1, (t) => void parseReplicationCommand(t), report);
   fuzzDecoder('reader feedback (CopyData r/h)', mutatedFeedbackArb, runs, seed + 2, (b) => void decodeReceiverMessage(b), report);
-  fuzzDecoder('consensus messages (g/v/e/a)', encodedProposerArb(tenant, timeline, walSample), runs, seed + 3, (b) => {
+  fuzzDecoder('consensus messages (g/v/e/a/t)', encodedProposerArb(tenant, timeline, walSample), runs, seed + 3, (b) => {
     const m = decodeProposerMessage(b);
     // whatever decodes must re-encode to the same bytes (no silently ignored fields)
     const again = encodeProposerMessage(m);
     if (!again.equals(b)) throw new Error(`decoded ${m.tag} re-encodes differently (${again.length} vs ${b.length} bytes)`);
   }, report);
-  fuzzDecoder('consensus messages (raw bytes)', fc.uint8Array({ maxLength: 120 }).map((u) => Buffer.concat([Buffer.from([[0x67, 0x76, 0x65, 0x61][u.length % 4]]), Buffer.from(u)])), runs, seed + 4, (b) => void decodeProposerMessage(b), report);
+  fuzzDecoder('consensus messages (raw bytes)', fc.uint8Array({ maxLength: 120 }).map((u) => Buffer.concat([Buffer.from([[0x67, 0x76, 0x65, 0x61, 0x74][u.length % 5]]), Buffer.from(u)])), runs, seed + 4, (b) => void decodeProposerMessage(b), report);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -370,7 +380,7 @@ export async function runFuzz(opts: FuzzOptions = {}): Promise<FuzzReport> {
       {
         weight: 6,
         arbitrary: fc.tuple(fc.boolean(), consensusSession).map(([greetFirst, msgs]) => {
-          const greeting: ProposerMessage = { tag: 'proposer_greeting', tenantId: tenant, timelineId: target, mconf: LEGACY_MCONF, pgVersion: PG_VERSION, systemId: SYSTEM_ID, walSegSize: 16 * 1024 * 1024 };
+          const greeting: ProposerMessage = { tag: 'proposer_greeting', tenantId: tenant, timelineId: target, mconf: LEGACY_MCONF, pgVersion: PG_VERSION, systemId: SYSTEM_ID, walSegSize: 16 * 1024 * 1024, pgTimeline: 1 };
           const first = greetFirst ? [encodeProposerMessage(greeting)] : [];
           const all = [...first, ...msgs];
           return { kind: 'consensus', chunks: [replicationStartup(tenant, target, { application_name: 'walkeeper_proposer' }), queryMessage('START_WAL_PUSH'), ...all.map((m) => copyData(m))], messages: all.length };

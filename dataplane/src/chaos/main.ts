@@ -1,10 +1,12 @@
-// `npm run chaos [-- --seed N] [--skip-network] [--skip-storage] [--skip-fuzz]`: runs the
-// network scenarios (namespaces), the storage faults (corruption, fsync failure, disk full)
+// `npm run chaos [-- --seed N] [--skip-network] [--skip-failover] [--skip-storage] [--skip-fuzz]`:
+// runs the network scenarios (namespaces), the failover race (a partitioned old primary and
+// a promoted new one), the storage faults (corruption, fsync failure, disk full)
 // and a fuzz pass, then prints one table. Exit code 1 if an acknowledged commit was lost or
 // anything crashed; known bugs found on the way are listed (they do not lose commits).
 import { table as formatTable } from '../cli/table.js';
 import { runFuzz } from './fuzz.js';
 import { runNetworkScenarios } from './networkFaults.js';
+import { runFailoverRace } from './failoverRace.js';
 import { CORRUPTION_KINDS, corruptionScenario, diskFullScenario, fsyncFailureScenario } from './storageFaults.js';
 
 interface Row {
@@ -32,6 +34,23 @@ async function main(): Promise<number> {
     for (const s of n.scenarios) rows.push({ scenario: s.name, result: s.ok ? 'ok' : 'FAILED', faults: 0, acknowledged: 0, lost: 0, detail: s.detail.slice(0, 120) });
     if (!n.skipped) rows.push({ scenario: 'network ledger check (from sk3)', result: n.ledger?.ok ? 'ok' : 'FAILED', faults: n.faults, acknowledged: n.acknowledged, lost: n.ledger ? n.ledger.lost.length : 0, detail: n.error ? n.error.split('\n')[0] : `latency p50 ms: baseline ${n.latency.baseline?.p50}, 1 link 200ms+5% ${n.latency.oneLinkImpaired?.p50}, 2 links ${n.latency.twoLinksImpaired?.p50}` });
     issues.push(...n.knownIssues);
+  }
+  if (!args.includes('--skip-network') && !args.includes('--skip-failover')) {
+    const f = await runFailoverRace(log);
+    if (f.skipped) rows.push({ scenario: 'failover race (namespaces)', result: 'skipped', faults: 0, acknowledged: 0, lost: 0, detail: f.skipped });
+    for (const c of f.checks) rows.push({ scenario: `failover: ${c.name}`, result: c.ok ? 'ok' : 'FAILED', faults: 0, acknowledged: 0, lost: 0, detail: c.detail.slice(0, 120) });
+    if (!f.skipped) {
+      const lost = Math.max(f.ledger?.lost.length ?? 0, f.ledgerOnNewPrimary?.lost.length ?? 0);
+      rows.push({
+        scenario: 'failover ledger check (PG2 and from sk3)',
+        result: f.ok ? 'ok' : 'FAILED',
+        faults: f.faults,
+        acknowledged: f.ackedOnOldPrimary + f.ackedOnNewPrimary,
+        lost,
+        detail: f.error ? f.error.split('\n')[0] : `acked PG1 ${f.ackedOnOldPrimary} (after cut ${f.ackedOnOldPrimaryDuringPartition}), PG2 ${f.ackedOnNewPrimary}; term ${f.oldTerm}->${f.newTerm}; TLI 2 at ${f.switchpoint}`,
+      });
+      if (!f.ok && lost === 0) issues.push(`failover race failed without losing commits: ${f.error?.split('\n')[0] ?? f.checks.filter((c) => !c.ok).map((c) => c.name).join('; ')}`);
+    }
   }
   if (!args.includes('--skip-storage')) {
     for (const kind of CORRUPTION_KINDS) {

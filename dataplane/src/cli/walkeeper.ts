@@ -31,6 +31,7 @@ program
   .addOption(flag('--listen-http <host:port>', 'HTTP status and metrics address', '0.0.0.0:7677'))
   .addOption(flag('--auth-token <jwt>', 'JWT presented to the safekeepers'))
   .addOption(flag('--tls-ca <file>', 'PEM CA certificate(s): connect to the safekeepers over TLS and verify their certificates against it'))
+  .addOption(flag('--promote', 'failover: --pg may be a hot standby following a safekeeper; once this proposer holds the quorum and the standby has replayed all committed WAL, promote it and push its new timeline (docs/operations.md)'))
   .addOption(flag('--log-format <format>', 'json or text', 'json'))
   .action(runProposer);
 

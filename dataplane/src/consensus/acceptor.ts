@@ -12,6 +12,7 @@ import {
   type ProposerElected,
   type ProposerGreeting,
   type ProposerMessage,
+  type ProposerPgTimeline,
   type Term,
   type TermHistory,
   type VoteRequest,
@@ -26,6 +27,14 @@ import {
   trimTermHistory,
   validateTermHistory,
 } from './termHistory.js';
+import {
+  applyPgTimeline,
+  clonePgTimelineHistory,
+  currentPgTimeline,
+  PgTimelineError,
+  validatePgTimelineHistory,
+  type PgTimelineHistory,
+} from './pgTimeline.js';
 
 /**
  * What the shell must do, in list order. Contract:
@@ -81,6 +90,8 @@ export interface AcceptorView {
   commitLsn: Lsn;
   truncateLsn: Lsn;
   timelineStartLsn: Lsn;
+  /** PostgreSQL timelines of the WAL; the last is the current one */
+  pgTimelineHistory: PgTimelineHistory;
   /** start of the current term's WAL (last history entry), 0 if never elected */
   termStartLsn: Lsn;
   connections: number;
@@ -95,6 +106,8 @@ interface Connection {
   /** a vote decided but whose reply waits for the WAL flush */
   pendingVote: { granted: boolean; term: Term } | null;
   pendingAppendReply: boolean;
+  /** the PostgreSQL timeline the proposer's greeting reported (0: not told) */
+  pgTimeline: number;
 }
 
 function pgMajor(version: number): number {
@@ -122,6 +135,11 @@ export class Acceptor {
       validateTermHistory(opts.state.termHistory, 'stored term history');
     } catch (e) {
       throw new AcceptorError('invalid_term_history', this.where() + (e as Error).message);
+    }
+    try {
+      validatePgTimelineHistory(opts.state.pgTimelineHistory, opts.state.pgHistoryFile, 'stored PostgreSQL timeline history');
+    } catch (e) {
+      throw new AcceptorError('invalid_pg_timeline', this.where() + (e as Error).message);
     }
     if (opts.flushLsn > opts.writeLsn) {
       throw new AcceptorError(
@@ -177,6 +195,7 @@ export class Acceptor {
       commitLsn: s.commitLsn,
       truncateLsn: s.truncateLsn,
       timelineStartLsn: s.timelineStartLsn,
+      pgTimelineHistory: clonePgTimelineHistory(s.pgTimelineHistory),
       termStartLsn: this.termStartLsn,
       connections: this.conns.size,
     };
@@ -185,7 +204,7 @@ export class Acceptor {
   /** A proposer connected (START_WAL_PUSH); returns the id to pass to handle(). */
   openConnection(): number {
     const id = this.nextConnId++;
-    this.conns.set(id, { greeted: false, voted: false, electedTerm: null, pendingVote: null, pendingAppendReply: false });
+    this.conns.set(id, { greeted: false, voted: false, electedTerm: null, pendingVote: null, pendingAppendReply: false, pgTimeline: 0 });
     return id;
   }
 
@@ -211,6 +230,8 @@ export class Acceptor {
         return this.onElected(conn, msg);
       case 'append_request':
         return this.onAppend(connId, conn, msg);
+      case 'pg_timeline':
+        return this.onPgTimeline(conn, msg);
     }
   }
 
@@ -283,10 +304,12 @@ export class Acceptor {
       effects.push(this.persistEffect());
     }
     conn.greeted = true;
+    conn.pgTimeline = msg.pgTimeline ?? 0;
+    const pgTl = currentPgTimeline(this.state.pgTimelineHistory);
     effects.push({
       kind: 'reply',
       connId,
-      msg: { tag: 'acceptor_greeting', nodeId: this.nodeId, mconf: LEGACY_MCONF, term: this.state.term },
+      msg: { tag: 'acceptor_greeting', nodeId: this.nodeId, mconf: LEGACY_MCONF, term: this.state.term, pgTimeline: pgTl.tli, pgTimelineStartLsn: pgTl.startLsn },
     });
     return effects;
   }
@@ -294,6 +317,17 @@ export class Acceptor {
   private onVoteRequest(connId: number, conn: Connection, msg: VoteRequest): AcceptorEffect[] {
     this.requireGreeted(conn, 'VoteRequest');
     this.checkGeneration(msg.generation);
+    // SAFETY: a proposer whose PostgreSQL is on an older timeline than one already recorded
+    // here is an old primary: electing it would fence the new one for nothing (it could not
+    // push its WAL anyway). A proposer that did not say (0) is checked at its pg_timeline.
+    const pgTl = currentPgTimeline(this.state.pgTimelineHistory);
+    if (conn.pgTimeline !== 0 && conn.pgTimeline < pgTl.tli) {
+      throw new AcceptorError(
+        'pg_timeline_regressed',
+        `${this.where()}vote for term ${msg.term} refused: the proposer's PostgreSQL is on timeline ${conn.pgTimeline}, ` +
+          `this safekeeper holds timeline ${pgTl.tli} (from ${formatLsn(pgTl.startLsn)}); an old primary must not be elected`,
+      );
+    }
     // SAFETY: one vote per term, ever: only a strictly higher term is granted.
     const granted = this.state.term < msg.term || (!!this.faults.acceptEqualTermVote && this.state.term === msg.term);
     const effects: AcceptorEffect[] = [];
@@ -379,6 +413,33 @@ export class Acceptor {
     // SAFETY: truncate before persisting the new history, or a crash in between would
     // label the old divergent tail with the new term.
     return [{ kind: 'truncate_wal', lsn: msg.startStreamingAt }, this.persistEffect()];
+  }
+
+  /**
+   * The elected proposer's PostgreSQL timeline. A switch is persisted before anything later
+   * on any connection is handled, so WAL of the new TLI is never acknowledged unrecorded.
+   */
+  private onPgTimeline(conn: Connection, msg: ProposerPgTimeline): AcceptorEffect[] {
+    this.requireGreeted(conn, 'PgTimeline');
+    this.checkGeneration(msg.generation);
+    if (msg.term < this.state.term) return [];
+    if (msg.term > this.state.term || conn.electedTerm !== msg.term) {
+      throw new AcceptorError(
+        'pg_timeline_before_elected',
+        `${this.where()}PgTimeline of term ${msg.term} before ProposerElected on this connection (our term ${this.state.term})`,
+      );
+    }
+    const held = this.write > this.state.timelineStartLsn ? this.write : 0n;
+    let next: PgTimelineHistory | null;
+    try {
+      next = applyPgTimeline(this.state.pgTimelineHistory, this.state.pgHistoryFile, msg, held);
+    } catch (e) {
+      if (!(e instanceof PgTimelineError)) throw e;
+      throw new AcceptorError(e.code, `${this.where()}PgTimeline(tli ${msg.tli} from ${formatLsn(msg.startLsn)}) of term ${msg.term}: ${e.message}`);
+    }
+    if (next === null) return [];
+    this.state = { ...this.state, pgTimelineHistory: next, pgHistoryFile: msg.historyFile };
+    return [this.persistEffect()];
   }
 
   private onAppend(connId: number, conn: Connection, msg: AppendRequest): AcceptorEffect[] {

@@ -18,7 +18,12 @@ export type AcceptorErrorCode =
   | 'invalid_append'
   | 'non_sequential_append'
   | 'flush_out_of_range'
-  | 'potential_data_loss';
+  | 'potential_data_loss'
+  | 'invalid_pg_timeline'
+  | 'pg_timeline_before_elected'
+  | 'pg_timeline_regressed'
+  | 'pg_timeline_mismatch'
+  | 'invalid_history_file';
 
 export class AcceptorError extends Error {
   constructor(
@@ -30,7 +35,7 @@ export class AcceptorError extends Error {
   }
 }
 
-export type ProposerErrorCode = 'invalid_member' | 'not_elected' | 'invalid_vote' | 'ack_beyond_sent' | 'wal_regressed';
+export type ProposerErrorCode = 'invalid_member' | 'not_elected' | 'invalid_vote' | 'ack_beyond_sent' | 'wal_regressed' | 'invalid_pg_timeline';
 
 export class ProposerError extends Error {
   constructor(

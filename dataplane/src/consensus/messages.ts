@@ -39,6 +39,11 @@ export interface ProposerGreeting {
   /** PostgreSQL system identifier; 0n means unknown */
   systemId: bigint;
   walSegSize: number;
+  /**
+   * the proposer's PostgreSQL timeline (TLI); absent = not told (a proposer that predates
+   * timeline switches). A trailing extension of the v3 layout, omitted when absent.
+   */
+  pgTimeline?: number;
 }
 
 export interface AcceptorGreeting {
@@ -47,6 +52,9 @@ export interface AcceptorGreeting {
   mconf: MembershipConf;
   /** highest term this acceptor has voted for */
   term: Term;
+  /** the newest PostgreSQL timeline this acceptor holds, and where it starts (trailing extension, both or neither) */
+  pgTimeline?: number;
+  pgTimelineStartLsn?: Lsn;
 }
 
 export interface VoteRequest {
@@ -102,7 +110,23 @@ export interface AppendResponse {
   hsFeedback: HotStandbyFeedback;
 }
 
-export type ProposerMessage = ProposerGreeting | VoteRequest | ProposerElected | AppendRequest;
+/**
+ * The elected proposer's PostgreSQL timeline (walkeeper extension, tag 't'): WAL of this term
+ * from `startLsn` on is PostgreSQL timeline `tli`, whose `.history` file is `historyFile`.
+ * Sent after every ProposerElected, and again when the proposer's PostgreSQL was promoted
+ * (a timeline switch) before any WAL of the new timeline. The acceptor persists it before it
+ * handles the next message, so it never acknowledges WAL of a TLI it has not recorded.
+ */
+export interface ProposerPgTimeline {
+  tag: 'pg_timeline';
+  generation: number;
+  term: Term;
+  tli: number;
+  startLsn: Lsn;
+  historyFile: string;
+}
+
+export type ProposerMessage = ProposerGreeting | VoteRequest | ProposerElected | AppendRequest | ProposerPgTimeline;
 export type AcceptorMessage = AcceptorGreeting | VoteResponse | AppendResponse;
 
 /** Largest WAL payload in one AppendRequest (16 x XLOG_BLCKSZ), as in the reference layout. */

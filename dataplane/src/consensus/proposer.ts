@@ -12,6 +12,7 @@ import {
   type AppendResponse,
   type ProposerElected,
   type ProposerGreeting,
+  type ProposerPgTimeline,
   type Term,
   type TermHistory,
   type VoteRequest,
@@ -19,6 +20,7 @@ import {
 } from './messages.js';
 import { majority, quorumCommitLsn } from './quorum.js';
 import { cloneTermHistory, lastLogTerm, startStreamingAt, trimTermHistory, validateTermHistory } from './termHistory.js';
+import { FIRST_PG_TIMELINE, pgTimelineHistoryOf, PgTimelineError, type PgTimelineInfo } from './pgTimeline.js';
 
 /** An AppendRequest without its payload: the shell attaches WAL bytes [beginLsn, endLsn). */
 export type AppendRequestHeader = Omit<AppendRequest, 'walData'>;
@@ -35,7 +37,7 @@ export type AppendRequestHeader = Omit<AppendRequest, 'walData'>;
  * - `fenced`: a newer term exists; stop pushing WAL and exit. Nothing else is ever emitted.
  */
 export type ProposerEffect =
-  | { kind: 'send'; member: number; msg: ProposerGreeting | VoteRequest | ProposerElected }
+  | { kind: 'send'; member: number; msg: ProposerGreeting | VoteRequest | ProposerElected | ProposerPgTimeline }
   | { kind: 'send_append'; member: number; request: AppendRequestHeader }
   | {
       kind: 'elected';
@@ -67,6 +69,8 @@ export interface ProposerOptions {
   memberCount: number;
   /** where a brand-new timeline starts: the segment start of PostgreSQL's flush position */
   startLsnIfEmpty: Lsn;
+  /** the PostgreSQL timeline the WAL comes from (default: timeline 1, never promoted) */
+  pgTimeline?: PgTimelineInfo;
   maxAppendBytes?: number;
   /** unacknowledged bytes allowed in flight per member */
   maxInFlightBytes?: number;
@@ -104,6 +108,8 @@ export interface ProposerStatus {
   truncateLsn: Lsn;
   quorumHealthy: boolean;
   fencedReason: string | null;
+  /** the PostgreSQL timeline of the WAL this proposer streams */
+  pgTimeline: PgTimelineInfo;
   members: MemberStatus[];
 }
 
@@ -119,6 +125,8 @@ interface MemberTrack {
   /** term the member reported in its greeting on this connection (before voting for us) */
   greetingTerm: Term | null;
   greetedInConn: boolean;
+  /** the PostgreSQL timeline the member's greeting on this connection reported (null: not told) */
+  pgTimeline: { tli: number; startLsn: Lsn } | null;
   votedInConn: boolean;
   /** the member granted its vote for our term (durable on its side, survives reconnects) */
   granted: boolean;
@@ -131,7 +139,8 @@ interface MemberTrack {
 }
 
 export class Proposer {
-  private readonly opts: Required<Omit<ProposerOptions, 'faults'>> & { faults: ProposerFaults };
+  private readonly opts: Required<Omit<ProposerOptions, 'faults' | 'pgTimeline'>> & { faults: ProposerFaults };
+  private pgTl: PgTimelineInfo;
   private readonly members: MemberTrack[];
   private readonly quorum: number;
   private phaseValue: ProposerPhase = 'greeting';
@@ -153,6 +162,12 @@ export class Proposer {
       ...opts,
       faults: opts.faults ?? {},
     };
+    this.pgTl = { ...(opts.pgTimeline ?? FIRST_PG_TIMELINE) };
+    try {
+      pgTimelineHistoryOf(this.pgTl);
+    } catch (e) {
+      throw new ProposerError('invalid_pg_timeline', `PostgreSQL timeline ${this.pgTl.tli}: ${(e as Error).message}`);
+    }
     this.quorum = majority(opts.memberCount);
     if (opts.startLsnIfEmpty <= 0n) throw new Error('startLsnIfEmpty must be a valid (non-zero) LSN');
     this.members = Array.from({ length: opts.memberCount }, () => ({
@@ -160,6 +175,7 @@ export class Proposer {
       nodeId: null,
       greetingTerm: null,
       greetedInConn: false,
+      pgTimeline: null,
       votedInConn: false,
       granted: false,
       vote: null,
@@ -211,6 +227,7 @@ export class Proposer {
       truncateLsn: this.truncate,
       quorumHealthy: this.quorumHealthy,
       fencedReason: this.fencedReasonValue,
+      pgTimeline: { ...this.pgTl },
       members: this.members.map((m, i) => ({
         member: i,
         nodeId: m.nodeId,
@@ -233,7 +250,49 @@ export class Proposer {
       pgVersion: o.pgVersion,
       systemId: o.systemId,
       walSegSize: o.walSegSize,
+      pgTimeline: this.pgTl.tli,
     };
+  }
+
+  get pgTimeline(): PgTimelineInfo {
+    return { ...this.pgTl };
+  }
+
+  /**
+   * Our PostgreSQL was promoted: WAL from `info.startLsn` on is timeline `info.tli`. Every
+   * streaming member is told before any WAL of the new timeline is sent to it (members that
+   * connect later are told right after their ProposerElected). The switch must not lie
+   * before WAL already in our log: the new timeline begins where the quorum's WAL ends.
+   */
+  switchPgTimeline(info: PgTimelineInfo): ProposerEffect[] {
+    if (this.phaseValue === 'fenced') return [];
+    if (this.phaseValue !== 'elected') throw new ProposerError('not_elected', 'cannot switch PostgreSQL timelines before being elected');
+    if (info.tli <= this.pgTl.tli) {
+      throw new ProposerError('invalid_pg_timeline', `PostgreSQL timeline cannot go from ${this.pgTl.tli} to ${info.tli}: timelines only move forward`);
+    }
+    if (info.startLsn < this.logEnd) {
+      throw new ProposerError(
+        'invalid_pg_timeline',
+        `PostgreSQL timeline ${info.tli} starts at ${formatLsn(info.startLsn)}, before the end of our log ${formatLsn(this.logEnd)}: it would relabel WAL already sent`,
+      );
+    }
+    let history;
+    try {
+      history = pgTimelineHistoryOf(info);
+    } catch (e) {
+      throw new ProposerError('invalid_pg_timeline', (e as PgTimelineError).message);
+    }
+    if (!history.some((e) => e.tli === this.pgTl.tli && e.startLsn === this.pgTl.startLsn)) {
+      throw new ProposerError('invalid_pg_timeline', `PostgreSQL timeline ${info.tli} does not descend from our timeline ${this.pgTl.tli} (its history: ${info.historyFile.trim() || 'none'})`);
+    }
+    this.pgTl = { ...info };
+    const effects: ProposerEffect[] = [];
+    this.members.forEach((m, i) => m.state === 'streaming' && effects.push({ kind: 'send', member: i, msg: this.pgTimelineMessage() }));
+    return effects;
+  }
+
+  private pgTimelineMessage(): ProposerPgTimeline {
+    return { tag: 'pg_timeline', generation: 0, term: this.termValue, tli: this.pgTl.tli, startLsn: this.pgTl.startLsn, historyFile: this.pgTl.historyFile };
   }
 
   /** A connection to `member` is up (START_WAL_PUSH accepted): greet it. */
@@ -292,6 +351,22 @@ export class Proposer {
     m.nodeId = msg.nodeId;
     m.greetingTerm = msg.term;
     m.greetedInConn = true;
+    // An acceptor that holds a newer PostgreSQL timeline than ours (or the same TLI from another
+    // promotion) tells us our PostgreSQL is an old primary: stop without voting, so the new
+    // primary's proposer keeps its term.
+    const theirTli = msg.pgTimeline ?? 0;
+    const theirStart = msg.pgTimelineStartLsn ?? 0n;
+    m.pgTimeline = msg.pgTimeline === undefined ? null : { tli: theirTli, startLsn: theirStart };
+    if (theirTli > this.pgTl.tli || (theirTli === this.pgTl.tli && theirStart !== this.pgTl.startLsn)) {
+      const who = `acceptor ${msg.nodeId}`;
+      return this.fenceWith(
+        theirTli > this.pgTl.tli
+          ? `fenced: ${who} holds PostgreSQL timeline ${theirTli} (from ${formatLsn(theirStart)}) but our PostgreSQL is on timeline ${this.pgTl.tli}: ` +
+              `a newer primary was promoted, this one is an old primary and must not push WAL`
+          : `fenced: ${who} holds PostgreSQL timeline ${theirTli} starting at ${formatLsn(theirStart)}, our PostgreSQL's timeline ${this.pgTl.tli} ` +
+              `starts at ${formatLsn(this.pgTl.startLsn)}: another standby was promoted to the same timeline`,
+      );
+    }
     if (this.phaseValue === 'greeting') {
       this.maxSeenTerm = maxLsn(this.maxSeenTerm, msg.term);
       if (this.members.filter((x) => x.greetedInConn).length < this.quorum) return [];
@@ -405,6 +480,11 @@ export class Proposer {
         termHistory: cloneTermHistory(this.history),
       },
     });
+    // The member learns our PostgreSQL timeline unless its greeting showed it already has it.
+    const known = m.pgTimeline;
+    if (known ? known.tli !== this.pgTl.tli || known.startLsn !== this.pgTl.startLsn : this.pgTl.tli !== 1) {
+      effects.push({ kind: 'send', member, msg: this.pgTimelineMessage() });
+    }
     // Always send something so even a member with nothing to receive reports its flush.
     if (!this.pump(member, m, effects)) effects.push(this.append(member, m.sentLsn, m.sentLsn));
   }
@@ -476,7 +556,10 @@ export class Proposer {
 
   private fence(member: number, m: MemberTrack, theirTerm: Term): ProposerEffect[] {
     const who = m.nodeId !== null ? `acceptor ${m.nodeId}` : `acceptor #${member}`;
-    const reason = `fenced: ${who} has term ${theirTerm} > our term ${this.termValue}`;
+    return this.fenceWith(`fenced: ${who} has term ${theirTerm} > our term ${this.termValue}`);
+  }
+
+  private fenceWith(reason: string): ProposerEffect[] {
     this.phaseValue = 'fenced';
     this.fencedReasonValue = reason;
     return [{ kind: 'fenced', reason }];
@@ -484,6 +567,7 @@ export class Proposer {
 
   private resetConnection(m: MemberTrack): void {
     m.greetedInConn = false;
+    m.pgTimeline = null;
     m.votedInConn = false;
     m.startStreamingAt = null;
     m.sentLsn = 0n;

@@ -3,6 +3,7 @@
 import type { Lsn } from '../common/lsn.js';
 import type { Term, TermHistory } from './messages.js';
 import { cloneTermHistory } from './termHistory.js';
+import { clonePgTimelineHistory, type PgTimelineHistory } from './pgTimeline.js';
 
 export interface AcceptorPersistentState {
   tenantId: string;
@@ -16,8 +17,15 @@ export interface AcceptorPersistentState {
   /** PostgreSQL system identifier; 0n = not yet known */
   systemId: bigint;
   walSegSize: number;
-  /** PostgreSQL timeline id used in segment file names */
+  /**
+   * PostgreSQL timeline id used in segment file names: the TLI the timeline was created with.
+   * It does not change at a PostgreSQL timeline switch (the WAL stays one LSN-indexed stream).
+   */
   pgTimeline: number;
+  /** the PostgreSQL timelines the WAL went through; the last is the current one */
+  pgTimelineHistory: PgTimelineHistory;
+  /** the current PostgreSQL timeline's `.history` file as PostgreSQL wrote it ('' for none) */
+  pgHistoryFile: string;
   /** first LSN of this timeline's WAL; 0 until the first ProposerElected */
   timelineStartLsn: Lsn;
   /** persisted lazily: may lag the in-memory value, never exceeds flushed WAL */
@@ -46,6 +54,8 @@ export function newTimelineState(p: NewTimelineParams): AcceptorPersistentState 
     systemId: p.systemId ?? 0n,
     walSegSize: p.walSegSize,
     pgTimeline: p.pgTimeline ?? 1,
+    pgTimelineHistory: [{ tli: p.pgTimeline ?? 1, startLsn: 0n }],
+    pgHistoryFile: '',
     timelineStartLsn: 0n,
     commitLsn: 0n,
     truncateLsn: 0n,
@@ -54,5 +64,5 @@ export function newTimelineState(p: NewTimelineParams): AcceptorPersistentState 
 
 /** Deep copy, so an emitted `persist` snapshot never changes under the shell's feet. */
 export function cloneState(s: AcceptorPersistentState): AcceptorPersistentState {
-  return { ...s, termHistory: cloneTermHistory(s.termHistory) };
+  return { ...s, termHistory: cloneTermHistory(s.termHistory), pgTimelineHistory: clonePgTimelineHistory(s.pgTimelineHistory) };
 }

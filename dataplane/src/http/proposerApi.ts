@@ -8,14 +8,14 @@ import type { Logger } from '../common/log.js';
 export interface ProposerStatus {
   tenant_id: string;
   timeline_id: string;
-  /** connecting | electing | streaming | fenced | refused */
+  /** connecting | electing | promoting | streaming | fenced | refused */
   state: string;
   term: string;
   commit_lsn: string;
   term_start_lsn: string;
   quorum_healthy: boolean;
   reason?: string;
-  postgres: { connected: boolean; flush_lsn?: string; system_id?: string };
+  postgres: { connected: boolean; flush_lsn?: string; system_id?: string; timeline?: number; timeline_start_lsn?: string };
   safekeepers: { address: string; state: string; flush_lsn: string; error?: string }[];
 }
 

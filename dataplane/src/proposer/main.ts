@@ -18,6 +18,8 @@ export interface ProposerOptions {
   authToken?: string;
   /** PEM CA: connect to the safekeepers over TLS and verify their certificates against it */
   tlsCa?: string;
+  /** failover mode: the PostgreSQL may be a standby to promote (failover.ts) */
+  promote?: boolean;
   logFormat: string;
 }
 
@@ -39,10 +41,10 @@ export async function startProposer(opts: ProposerOptions) {
     for (const t of targets) t.tls = { ca };
   }
   const metrics = new ProposerMetrics();
-  const service = new ProposerService({ pg, targets, tenantId: opts.tenant, timelineId: opts.timeline, log, metrics });
+  const service = new ProposerService({ pg, targets, tenantId: opts.tenant, timelineId: opts.timeline, log, metrics, promote: opts.promote === true });
   const http = await listen(proposerApp(() => service.status(), metrics, log), opts.listenHttp);
   service.start();
-  log.info({ safekeepers: targets.map((t) => t.address), postgres: `${pg.host}:${pg.port}`, listen_http: opts.listenHttp, tls: opts.tlsCa !== undefined }, 'proposer started');
+  log.info({ safekeepers: targets.map((t) => t.address), postgres: `${pg.host}:${pg.port}`, listen_http: opts.listenHttp, tls: opts.tlsCa !== undefined, promote: opts.promote === true }, 'proposer started');
   return {
     service,
     log,

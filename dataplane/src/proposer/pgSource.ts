@@ -7,6 +7,7 @@ import { decodeSenderMessage, encodeStandbyStatusUpdate, pgNowMicros } from '../
 import { formatLsn, parseLsn, type Lsn } from '../common/lsn.js';
 import type { ConnInfo } from '../common/conninfo.js';
 import type { Logger } from '../common/log.js';
+import { FIRST_PG_TIMELINE, historyFileName, parseHistoryFile, pgTimelineHistoryOf, type PgTimelineInfo } from '../consensus/pgTimeline.js';
 
 export const PROPOSER_APP_NAME = 'walkeeper_proposer';
 export const PROPOSER_SLOT = 'walkeeper_proposer';
@@ -19,6 +20,24 @@ export interface PgIdentity {
   flushLsn: Lsn;
   /** server_version_num, e.g. 150020 */
   pgVersion: number;
+  /** the timeline, where it starts and its history file (TIMELINE_HISTORY), for the safekeepers */
+  pgTimelineInfo: PgTimelineInfo;
+}
+
+/** TIMELINE_HISTORY of PostgreSQL's current timeline (none for timeline 1), checked to parse. */
+async function fetchTimelineInfo(conn: PgConnection, tli: number): Promise<PgTimelineInfo> {
+  if (!Number.isInteger(tli) || tli < 1) throw new Error(`IDENTIFY_SYSTEM returned an invalid timeline ${tli}`);
+  if (tli === 1) return { ...FIRST_PG_TIMELINE };
+  const r = await conn.query(`TIMELINE_HISTORY ${tli}`);
+  const row = r.rows[0];
+  if (!row || row[0] !== historyFileName(tli) || row[1] === null) {
+    throw new Error(`TIMELINE_HISTORY ${tli} returned ${JSON.stringify(row ?? null)}, expected the file ${historyFileName(tli)} and its content`);
+  }
+  const historyFile = row[1];
+  const lines = parseHistoryFile(historyFile, `PostgreSQL's ${historyFileName(tli)}`);
+  const info = { tli, startLsn: lines.at(-1)?.switchpoint ?? 0n, historyFile };
+  pgTimelineHistoryOf(info);
+  return info;
 }
 
 export class PgWalSource {
@@ -51,7 +70,9 @@ export class PgWalSource {
       if (!row || row.length < 3 || row[0] === null || row[1] === null || row[2] === null) throw new Error('IDENTIFY_SYSTEM returned no usable row');
       const pgVersion = conn.serverVersionNum;
       if (!pgVersion) throw new Error('PostgreSQL did not report server_version');
-      const identity = { systemId: BigInt(row[0]), pgTimeline: Number(row[1]), flushLsn: parseLsn(row[2]), pgVersion };
+      const pgTimeline = Number(row[1]);
+      const pgTimelineInfo = await fetchTimelineInfo(conn, pgTimeline);
+      const identity = { systemId: BigInt(row[0]), pgTimeline, flushLsn: parseLsn(row[2]), pgVersion, pgTimelineInfo };
       return new PgWalSource(conn, identity, log);
     } catch (err) {
       conn.destroy();

@@ -68,8 +68,18 @@ export class ProposerService {
       commit_lsn: formatLsn(st?.commitLsn ?? 0n),
       term_start_lsn: formatLsn(st?.termStartLsn ?? 0n),
       quorum_healthy: healthy,
-      reason: healthy ? undefined : state === 'streaming' || !this.reason ? 'no majority of safekeepers is streaming' : this.reason,
-      postgres: { connected: run?.source !== undefined, system_id: run?.source?.identity.systemId.toString() },
+      reason: healthy
+        ? undefined
+        : state === 'promoting' && run?.stateDetail
+          ? `failover: ${run.stateDetail}`
+          : state === 'streaming' || !this.reason
+            ? 'no majority of safekeepers is streaming'
+            : this.reason,
+      postgres: {
+        connected: run?.source !== undefined,
+        system_id: run?.source?.identity.systemId.toString(),
+        ...(st ? { timeline: st.pgTimeline.tli, timeline_start_lsn: formatLsn(st.pgTimeline.startLsn) } : {}),
+      },
       safekeepers: (run?.members ?? []).map((m, i) => ({
         address: m.target.address,
         state: st?.members[i]?.state ?? 'offline',

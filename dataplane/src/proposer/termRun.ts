@@ -5,7 +5,7 @@
 // term, a refusal) ends it; the service starts a fresh term, or stops when fenced.
 import { Proposer, type ProposerEffect, type AppendRequestHeader } from '../consensus/proposer.js';
 import { ProposerError } from '../consensus/errors.js';
-import type { AcceptorMessage, ProposerElected, ProposerGreeting, VoteRequest } from '../consensus/messages.js';
+import type { AcceptorMessage, AppendRequest, ProposerMessage } from '../consensus/messages.js';
 import { DEFAULT_WAL_SEG_SIZE, XLOG_BLCKSZ, formatLsn, segmentStart, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
 import type { ConnInfo } from '../common/conninfo.js';
@@ -14,6 +14,8 @@ import { PgWalSource } from './pgSource.js';
 import { SafekeeperLink, readWalFromPeer, type LinkTarget } from './safekeeperLink.js';
 import { WalBuffer } from './walBuffer.js';
 import { PeerReader } from './peerReader.js';
+import { PgAdmin } from './pgAdmin.js';
+import { failOver } from './failover.js';
 
 export type TermOutcome = { kind: 'fenced'; reason: string } | { kind: 'refused'; reason: string } | { kind: 'ended'; reason: string };
 
@@ -38,7 +40,7 @@ interface MemberRuntime {
   target: LinkTarget;
   link: SafekeeperLink | undefined;
   epoch: number;
-  queue: ({ kind: 'msg'; msg: ProposerGreeting | VoteRequest | ProposerElected } | { kind: 'append'; req: AppendRequestHeader })[];
+  queue: ({ kind: 'msg'; msg: Exclude<ProposerMessage, AppendRequest> } | { kind: 'append'; req: AppendRequestHeader })[];
   pumping: boolean;
   error: string | undefined;
   peer: PeerReader | undefined;
@@ -57,12 +59,22 @@ export interface TermRunDeps {
   timelineId: string;
   log: Logger;
   metrics: ProposerMetrics;
+  /**
+   * Failover mode (`--promote`): PostgreSQL may be a hot standby following a safekeeper; the
+   * term fences the old proposer, commits the quorum's WAL, waits for the standby to replay
+   * it, promotes it and records the timeline switch (failover.ts). Without it a standby is refused.
+   */
+  promote?: boolean;
 }
 
 export class TermRun {
   core: Proposer | undefined;
   source: PgWalSource | undefined;
-  state: 'connecting' | 'electing' | 'streaming' = 'connecting';
+  state: 'connecting' | 'electing' | 'promoting' | 'streaming' = 'connecting';
+  /** what the term waits for while promoting (for the status endpoint) */
+  stateDetail: string | undefined;
+  /** set while PostgreSQL is a standby to be promoted in this term */
+  private admin: PgAdmin | undefined;
   readonly members: MemberRuntime[];
   private buffer: WalBuffer | undefined;
   private verified = false;
@@ -101,7 +113,20 @@ export class TermRun {
     }
     this.source = source;
     if (this.finished) return;
-    await source.ensureSlot();
+    if (await this.isStandby()) {
+      if (!this.deps.promote) {
+        return this.finish({
+          kind: 'refused',
+          reason:
+            `PostgreSQL at ${this.deps.pg.host}:${this.deps.pg.port} is a standby (pg_is_in_recovery() is true): its WAL is not a primary's; ` +
+            `to fail over to it, start the proposer with --promote`,
+        });
+      }
+      log.info({ postgres: `${this.deps.pg.host}:${this.deps.pg.port}` }, 'failover: PostgreSQL is a standby; it is promoted once this term has committed the quorum\'s WAL and it has replayed it');
+    } else {
+      await source.ensureSlot();
+    }
+    if (this.finished) return;
     const id = source.identity;
     if (UNSAFE_ACK_BEFORE_QUORUM) log.error('TEST MODE: acknowledging commits on PostgreSQL\'s flush, before any quorum has them');
     log.info({ system_id: id.systemId.toString(), pg_timeline: id.pgTimeline, flush_lsn: formatLsn(id.flushLsn), pg_version: id.pgVersion }, 'connected to PostgreSQL');
@@ -118,6 +143,7 @@ export class TermRun {
       // Under load the next AppendRequest carries the new commit LSN anyway; broadcastCommit()
       // sends heartbeats only to members that would otherwise not learn it soon.
       broadcastCommit: false,
+      pgTimeline: id.pgTimelineInfo,
     });
     this.state = 'electing';
     this.members.forEach((_, i) => void this.memberLoop(i));
@@ -233,8 +259,58 @@ export class TermRun {
     }, COMMIT_BROADCAST_DELAY_MS);
   }
 
+  /**
+   * Whether PostgreSQL is in recovery. In failover mode the answer is required; otherwise a
+   * failed SQL connection only skips the check (a standby's WAL would then be refused by the
+   * comparison with the quorum's anyway, unless it matches).
+   */
+  private async isStandby(): Promise<boolean> {
+    let admin: PgAdmin;
+    try {
+      admin = await PgAdmin.connect(this.deps.pg);
+    } catch (err) {
+      if (this.deps.promote) throw new Error(`failover: cannot open an SQL connection to PostgreSQL: ${(err as Error).message}`);
+      this.deps.log.warn({ err: (err as Error).message }, 'cannot check whether PostgreSQL is a standby (SQL connection failed); going on');
+      return false;
+    }
+    let standby = false;
+    try {
+      standby = await admin.inRecovery();
+    } finally {
+      if (standby && this.deps.promote) this.admin = admin;
+      else admin.close();
+    }
+    return standby;
+  }
+
   private async onElected(e: Extract<ProposerEffect, { kind: 'elected' }>): Promise<void> {
     const { log } = this.deps;
+    if (this.admin) {
+      this.state = 'promoting';
+      const admin = this.admin;
+      try {
+        const outcome = await failOver({
+          admin,
+          core: this.core!,
+          termStartLsn: e.termStartLsn,
+          pg: this.deps.pg,
+          log,
+          isFinished: () => this.finished,
+          setDetail: (d) => (this.stateDetail = d),
+          replaceSource: (next) => {
+            this.source?.close();
+            this.source = next;
+          },
+          dispatch: (effects) => this.dispatch(effects),
+        });
+        if (outcome) return this.finish(outcome);
+      } finally {
+        admin.close();
+        this.admin = undefined;
+        this.stateDetail = undefined;
+      }
+      if (this.finished) return;
+    }
     const source = this.source!;
     const termStart = e.termStartLsn;
     const pgFlush = await source.currentFlushLsn();
@@ -375,8 +451,11 @@ export class TermRun {
 
   private async walFor(i: number, begin: Lsn, end: Lsn): Promise<Buffer> {
     if (begin === end) return Buffer.alloc(0);
-    await this.until(() => this.buffer !== undefined);
-    if (begin >= this.verifyFrom) {
+    // WAL below the term start is the donor's. While a standby is being promoted there is no
+    // stream from PostgreSQL yet, and the promotion waits for exactly this catch-up.
+    const beforeStream = this.buffer === undefined && end <= this.core!.termStartLsn;
+    if (!beforeStream) await this.until(() => this.buffer !== undefined);
+    if (!beforeStream && begin >= this.verifyFrom) {
       // From PostgreSQL's stream, once it was found to match the quorum's WAL.
       await this.until(() => this.verified && this.buffer!.end >= end);
       if (begin >= this.buffer!.start) return this.buffer!.read(begin, Number(end - begin));
@@ -429,5 +508,6 @@ export class TermRun {
       m.link?.close();
     }
     this.source?.close();
+    this.admin?.close();
   }
 }

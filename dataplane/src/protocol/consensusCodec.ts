@@ -13,6 +13,7 @@ import type {
   ProposerElected,
   ProposerGreeting,
   ProposerMessage,
+  ProposerPgTimeline,
   TermHistory,
   VoteRequest,
   VoteResponse,
@@ -24,6 +25,10 @@ const TAG_GREETING = 0x67; // 'g'
 const TAG_VOTE = 0x76; // 'v'
 const TAG_ELECTED = 0x65; // 'e'
 const TAG_APPEND = 0x61; // 'a'
+/** walkeeper extension: the elected proposer's PostgreSQL timeline */
+const TAG_PG_TIMELINE = 0x74; // 't'
+/** a history file longer than this is refused (PostgreSQL's grow by one short line per promotion) */
+export const MAX_HISTORY_FILE_BYTES = 1024 * 1024;
 
 /** header of an AppendRequest: tag, generation, term, begin, end, commit, truncate */
 export const APPEND_REQUEST_HEADER_SIZE = 1 + 4 + 8 * 5;
@@ -143,6 +148,22 @@ export function encodeProposerGreeting(m: ProposerGreeting): Buffer {
   w.u32(m.pgVersion, 'pgVersion');
   w.u64(m.systemId, 'systemId');
   w.u32(m.walSegSize, 'walSegSize');
+  // trailing extension: absent means "not told", and the message is the plain v3 layout
+  if (m.pgTimeline !== undefined) w.u32(m.pgTimeline, 'pgTimeline');
+  return w.finish();
+}
+
+export function encodeProposerPgTimeline(m: ProposerPgTimeline): Buffer {
+  const w = new Writer('PgTimeline');
+  w.u8(TAG_PG_TIMELINE);
+  w.u32(m.generation, 'generation');
+  w.u64(m.term, 'term');
+  w.u32(m.tli, 'tli');
+  w.u64(m.startLsn, 'startLsn');
+  const file = Buffer.from(m.historyFile, 'utf8');
+  if (file.length > MAX_HISTORY_FILE_BYTES) throw w.bad('historyFile', `${file.length} bytes exceed the maximum of ${MAX_HISTORY_FILE_BYTES}`);
+  w.u32(file.length, 'historyFile.length');
+  w.raw(file);
   return w.finish();
 }
 
@@ -203,6 +224,10 @@ export function encodeAcceptorGreeting(m: AcceptorGreeting): Buffer {
   w.u64(m.nodeId, 'nodeId');
   writeMconf(w, m.mconf);
   w.u64(m.term, 'term');
+  if (m.pgTimeline !== undefined) {
+    w.u32(m.pgTimeline, 'pgTimeline');
+    w.u64(m.pgTimelineStartLsn ?? 0n, 'pgTimelineStartLsn');
+  }
   return w.finish();
 }
 
@@ -241,6 +266,8 @@ export function encodeProposerMessage(m: ProposerMessage): Buffer {
       return encodeProposerElected(m);
     case 'append_request':
       return encodeAppendRequest(m);
+    case 'pg_timeline':
+      return encodeProposerPgTimeline(m);
   }
 }
 
@@ -404,8 +431,10 @@ export function decodeProposerMessage(buf: Uint8Array): ProposerMessage {
       const pgVersion = r.u32('pgVersion');
       const systemId = r.u64('systemId');
       const walSegSize = r.u32('walSegSize');
+      const greeting: ProposerGreeting = { tag: 'proposer_greeting', tenantId, timelineId, mconf, pgVersion, systemId, walSegSize };
+      if (r.remaining > 0) greeting.pgTimeline = r.u32('pgTimeline');
       r.end();
-      return { tag: 'proposer_greeting', tenantId, timelineId, mconf, pgVersion, systemId, walSegSize };
+      return greeting;
     }
     case TAG_VOTE: {
       const r = new Reader(b, 'VoteRequest');
@@ -445,6 +474,26 @@ export function decodeProposerMessage(buf: Uint8Array): ProposerMessage {
       const walData = r.rest();
       return { tag: 'append_request', generation, term, beginLsn, endLsn, commitLsn, truncateLsn, walData };
     }
+    case TAG_PG_TIMELINE: {
+      const r = new Reader(b, 'PgTimeline');
+      const generation = r.u32('generation');
+      const term = r.u64('term');
+      const tli = r.u32('tli');
+      if (tli === 0) throw r.invalid('tli', 'PostgreSQL timeline IDs start at 1');
+      const startLsn = r.u64('startLsn');
+      const length = r.u32('historyFile.length');
+      if (length > MAX_HISTORY_FILE_BYTES) throw r.invalid('historyFile.length', `${length} bytes exceed the maximum of ${MAX_HISTORY_FILE_BYTES}`);
+      if (length > r.remaining) throw new ProtocolError(`truncated PgTimeline: field historyFile needs ${length} bytes, ${r.remaining} left`);
+      const bytes = r.rest();
+      if (bytes.length !== length) throw r.invalid('historyFile', `${bytes.length - length} bytes of trailing garbage after the history file`);
+      let historyFile: string;
+      try {
+        historyFile = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+      } catch {
+        throw r.invalid('historyFile', 'is not valid UTF-8');
+      }
+      return { tag: 'pg_timeline', generation, term, tli, startLsn, historyFile };
+    }
     default:
       throw new ProtocolError(`unknown proposer message tag ${tagName(b)}`);
   }
@@ -460,8 +509,13 @@ export function decodeAcceptorMessage(buf: Uint8Array): AcceptorMessage {
       const nodeId = r.u64('nodeId');
       const mconf = readMconf(r);
       const term = r.u64('term');
+      const greeting: AcceptorGreeting = { tag: 'acceptor_greeting', nodeId, mconf, term };
+      if (r.remaining > 0) {
+        greeting.pgTimeline = r.u32('pgTimeline');
+        greeting.pgTimelineStartLsn = r.u64('pgTimelineStartLsn');
+      }
       r.end();
-      return { tag: 'acceptor_greeting', nodeId, mconf, term };
+      return greeting;
     }
     case TAG_VOTE: {
       const r = new Reader(b, 'VoteResponse');

@@ -30,6 +30,7 @@ import type { Timeline } from './timeline.js';
 import { WalReceiver } from './receiveWal.js';
 import { WalSender } from './sendWal.js';
 import { randomInt } from 'node:crypto';
+import { currentPgTimeline, historyFileFor, historyFileName } from '../consensus/pgTimeline.js';
 
 /** A sub-protocol that owns the connection's CopyData stream after START_*. */
 export interface CopyHandler {
@@ -365,7 +366,7 @@ export class PgConnection {
         const xlogpos = this.isPeerRecovery() ? s.flushLsn : s.commitLsn;
         this.rows(
           [{ name: 'systemid', type: PgType.text }, { name: 'timeline', type: PgType.int4 }, { name: 'xlogpos', type: PgType.text }, { name: 'dbname', type: PgType.text }],
-          [[s.systemId.toString(), String(s.pgTimeline), formatLsn(xlogpos), null]],
+          [[s.systemId.toString(), String(currentPgTimeline(s.pgTimelineHistory).tli), formatLsn(xlogpos), null]],
           'IDENTIFY_SYSTEM',
         );
         return;
@@ -376,12 +377,23 @@ export class PgConnection {
         this.write(Buffer.concat([encodeCommandComplete('SET'), encodeReadyForQuery('I')]));
         return;
       case 'timeline_history': {
+        // The file PostgreSQL wrote at the promotion that started the timeline, byte for byte.
         const tl = await this.requireTimeline();
         const s = tl.snapshot();
-        if (cmd.timeline !== s.pgTimeline || cmd.timeline <= 1) {
-          throw new ConnectionError(`could not open file "pg_wal/${cmd.timeline.toString(16).toUpperCase().padStart(8, '0')}.history": no history for timeline ${cmd.timeline} (this server is on timeline ${s.pgTimeline})`, '58P01', 'ERROR');
+        const name = historyFileName(cmd.timeline);
+        const content = historyFileFor(s.pgTimelineHistory, s.pgHistoryFile, cmd.timeline);
+        if (content === null || content === undefined) {
+          const known = s.pgTimelineHistory.map((e) => e.tli).join(', ');
+          throw new ConnectionError(
+            `could not open file "pg_wal/${name}": No such file or directory (` +
+              (content === null ? `timeline ${cmd.timeline} is the first timeline and has no history file` : `timeline ${cmd.timeline} is not in this server's history; it holds timelines ${known}`) +
+              ')',
+            '58P01',
+            'ERROR',
+          );
         }
-        throw new ConnectionError(`history of PostgreSQL timeline ${cmd.timeline} is not kept by walkeeper`, SqlState.featureNotSupported, 'ERROR');
+        this.rows([{ name: 'filename', type: PgType.text }, { name: 'content', type: PgType.text }], [[name, content]], 'TIMELINE_HISTORY');
+        return;
       }
       case 'read_replication_slot': {
         // Slots are not kept: answer "slot exists, no restart position", which makes
@@ -411,6 +423,7 @@ export class PgConnection {
         }
         const sender = new WalSender(this, tl, this.ctx, cmd);
         sender.validate();
+        if (sender.endsAtOnce()) return sender.sendEndOfTimelineOnly();
         this.copy = sender;
         sender.start();
         return;
@@ -449,10 +462,10 @@ export class PgConnection {
     this.rows([{ name: key, type: PgType.text }], [[values[key]]], 'SHOW');
   }
 
-  /** The copy sub-protocol ended normally: back to command mode. */
-  endCopy(tags: string[]): void {
+  /** The copy sub-protocol ended normally: back to command mode (`before`: a result set to send first). */
+  endCopy(tags: string[], before: Buffer[] = []): void {
     this.copy = undefined;
-    this.write(Buffer.concat([...tags.map((t) => encodeCommandComplete(t)), encodeReadyForQuery('I')]));
+    this.write(Buffer.concat([...before, ...tags.map((t) => encodeCommandComplete(t)), encodeReadyForQuery('I')]));
   }
 
   /** Ends the connection with an error the client can read. */

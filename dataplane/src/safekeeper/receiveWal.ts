@@ -9,7 +9,7 @@ import { decodeProposerMessage, encodeAcceptorMessage } from '../protocol/consen
 import { encodeCopyBothResponse, encodeCopyData, encodeCopyDone, ProtocolError, SqlState } from '../protocol/pgServerCodec.js';
 import { isStorageError } from '../storage/errors.js';
 
-const MISMATCH_CODES = new Set(['tenant_mismatch', 'timeline_mismatch', 'wal_seg_size_mismatch', 'pg_version_mismatch', 'system_id_mismatch', 'generation_mismatch']);
+const MISMATCH_CODES = new Set(['tenant_mismatch', 'timeline_mismatch', 'wal_seg_size_mismatch', 'pg_version_mismatch', 'system_id_mismatch', 'generation_mismatch', 'pg_timeline_regressed', 'pg_timeline_mismatch', 'invalid_history_file']);
 
 export class WalReceiver implements CopyHandler {
   private readonly connId: number;

@@ -1,11 +1,15 @@
 // The WAL sender: serves START_REPLICATION to stock readers (pg_receivewal, hot standbys)
 // up to the commit LSN, and to a proposer catching a member up (`(term 'N')`) up to the
-// flush LSN for as long as that term is current.
+// flush LSN for as long as that term is current. A reader on a PostgreSQL timeline that has
+// ended (historic, or ended while it streamed) gets WAL up to the switchpoint, then what
+// PostgreSQL's walsender sends: CopyDone and, after the client's CopyDone, the one-row
+// result (next_tli, next_tli_startpos) followed by CommandComplete.
 import { ConnectionError, type CopyHandler, type PgConnection } from './connection.js';
 import type { SafekeeperContext } from './context.js';
 import type { Timeline } from './timeline.js';
 import type { ReplicationCommand } from '../protocol/replicationCommands.js';
-import { encodeCopyBothResponse, encodeCopyData, encodeCopyDone, SqlState } from '../protocol/pgServerCodec.js';
+import { encodeCopyBothResponse, encodeCopyData, encodeCopyDone, encodeDataRow, encodeRowDescription, PgType, SqlState } from '../protocol/pgServerCodec.js';
+import { currentPgTimeline, formatPgTimelineHistory, pgTimelineEnd } from '../consensus/pgTimeline.js';
 import { decodeReceiverMessage, encodePrimaryKeepalive, encodeXLogData, pgNowMicros } from '../protocol/replicationMessages.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { formatLsn, XLOG_BLCKSZ, type Lsn } from '../common/lsn.js';
@@ -30,6 +34,10 @@ export interface ReaderInfo {
 export class WalSender implements CopyHandler {
   private position: Lsn;
   private stopped = false;
+  /** the PostgreSQL timeline streamed (readers only; a term-mode peer reads bytes by LSN) */
+  private tli: number | null = null;
+  /** CopyDone sent at the end of a historic timeline: nothing more is sent until the client's CopyDone */
+  private doneSending = false;
   private wake: (() => void) | undefined;
   readonly info: ReaderInfo;
 
@@ -46,8 +54,27 @@ export class WalSender implements CopyHandler {
   /** Refuses, as an ERROR the client can read, a start the timeline cannot serve. */
   validate(): void {
     const s = this.timeline.snapshot();
-    if (this.cmd.timeline !== null && this.cmd.timeline !== s.pgTimeline) {
-      throw new ConnectionError(`requested timeline ${this.cmd.timeline} is not in this server's history (it is on timeline ${s.pgTimeline})`, SqlState.invalidParameterValue, 'ERROR');
+    if (this.cmd.term === null) {
+      this.tli = this.cmd.timeline ?? currentPgTimeline(s.pgTimelineHistory).tli;
+      const end = pgTimelineEnd(s.pgTimelineHistory, this.tli);
+      if (end === undefined) {
+        throw new ConnectionError(
+          `requested timeline ${this.tli} is not in this server's history`,
+          SqlState.invalidParameterValue,
+          'ERROR',
+          `This server holds PostgreSQL timelines ${formatPgTimelineHistory(s.pgTimelineHistory)} (timeline@start).`,
+        );
+      }
+      // A start before the timeline's own start is fine (readers restart at a segment's start;
+      // the bytes are the same by LSN); a start past the end of a historic timeline is not.
+      if (end !== null && this.cmd.startLsn > end.end) {
+        throw new ConnectionError(
+          `requested starting point ${formatLsn(this.cmd.startLsn)} on timeline ${this.tli} is not in this server's history`,
+          SqlState.invalidParameterValue,
+          'ERROR',
+          `This server's history forked from timeline ${this.tli} at ${formatLsn(end.end)}.`,
+        );
+      }
     }
     if (s.timelineStartLsn === 0n) {
       throw new ConnectionError(`timeline ${this.timeline.timelineId} holds no WAL yet: no proposer has written to it`, '58P01', 'ERROR');
@@ -65,6 +92,36 @@ export class WalSender implements CopyHandler {
     }
   }
 
+  /** The start is exactly the end of a historic timeline: PostgreSQL answers with the result alone, no COPY. */
+  endsAtOnce(): boolean {
+    const end = this.timelineEnd();
+    return end !== null && this.cmd.startLsn === end.end;
+  }
+
+  /** Answers START_REPLICATION without streaming (endsAtOnce): next timeline and where it starts. */
+  sendEndOfTimelineOnly(): void {
+    this.conn.endCopy(['START_STREAMING', 'START_REPLICATION'], this.endOfTimelineResult());
+  }
+
+  /** The requested timeline's end if it has ended (readers only), else null. */
+  private timelineEnd(): { end: Lsn; nextTli: number } | null {
+    if (this.tli === null) return null;
+    return pgTimelineEnd(this.timeline.snapshot().pgTimelineHistory, this.tli) ?? null;
+  }
+
+  private endOfTimelineResult(): Buffer[] {
+    const end = this.timelineEnd();
+    if (!end) return [];
+    // int8 next_tli, text next_tli_startpos: as PostgreSQL's walsender (StartReplication)
+    return [
+      encodeRowDescription([
+        { name: 'next_tli', typeOid: PgType.int8, typeLen: 8 },
+        { name: 'next_tli_startpos', typeOid: PgType.text, typeLen: -1 },
+      ]),
+      encodeDataRow([String(end.nextTli), formatLsn(end.end)]),
+    ];
+  }
+
   start(): void {
     this.conn.write(encodeCopyBothResponse());
     this.timeline.readers.add(this.info);
@@ -76,10 +133,16 @@ export class WalSender implements CopyHandler {
       .finally(() => this.timeline.off('advance', onAdvance));
   }
 
-  /** How far this reader may be sent: the commit LSN, or in term mode the flush LSN. */
+  /**
+   * How far this reader may be sent: the commit LSN (and no further than the end of its
+   * timeline, if that has ended), or in term mode the flush LSN.
+   */
   private limit(): Lsn | undefined {
     const s = this.timeline.snapshot();
-    if (this.cmd.term === null) return s.commitLsn;
+    if (this.cmd.term === null) {
+      const end = this.timelineEnd();
+      return end && end.end < s.commitLsn ? end.end : s.commitLsn;
+    }
     if (s.term !== this.cmd.term) return undefined;
     return s.flushLsn;
   }
@@ -95,6 +158,16 @@ export class WalSender implements CopyHandler {
       const limit = this.limit();
       if (limit === undefined) {
         throw new ConnectionError(`term changed: this safekeeper is now in term ${this.timeline.snapshot().term}, the reader asked for term ${this.cmd.term}`, '40001');
+      }
+      const tlEnd = this.timelineEnd();
+      if (tlEnd && this.position >= tlEnd.end) {
+        if (this.position > tlEnd.end) {
+          throw new ConnectionError(`timeline ${this.tli} ended at ${formatLsn(tlEnd.end)} (timeline ${tlEnd.nextTli} starts there), but WAL up to ${formatLsn(this.position)} was already sent on it`, SqlState.internalError);
+        }
+        // End of this timeline: CopyDone; the result follows the client's CopyDone.
+        this.conn.write(encodeCopyDone());
+        this.doneSending = true;
+        return;
       }
       if (this.position < limit) {
         const pageEnd = this.position - (this.position % BigInt(XLOG_BLCKSZ)) + BigInt(MAX_SEND);
@@ -145,7 +218,7 @@ export class WalSender implements CopyHandler {
       this.info.writeLsn = msg.writeLsn;
       this.info.flushLsn = msg.flushLsn;
       this.info.applyLsn = msg.applyLsn;
-      if (msg.replyRequested) this.conn.write(encodeCopyData(encodePrimaryKeepalive(this.limit() ?? this.position, pgNowMicros(), false)));
+      if (msg.replyRequested && !this.doneSending) this.conn.write(encodeCopyData(encodePrimaryKeepalive(this.limit() ?? this.position, pgNowMicros(), false)));
     } else {
       this.info.xmin = (BigInt(msg.xminEpoch) << 32n) | BigInt(msg.xmin);
     }
@@ -155,8 +228,8 @@ export class WalSender implements CopyHandler {
 
   onCopyDone(): void {
     this.finish();
-    this.conn.write(encodeCopyDone());
-    this.conn.endCopy(['START_STREAMING', 'START_REPLICATION']);
+    if (!this.doneSending) this.conn.write(encodeCopyDone());
+    this.conn.endCopy(['START_STREAMING', 'START_REPLICATION'], this.endOfTimelineResult());
   }
 
   onClose(): void {

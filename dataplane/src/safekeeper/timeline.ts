@@ -14,13 +14,19 @@ import { DEFAULT_WAL_SEG_SIZE, formatLsn, maxLsn, type Lsn } from '../common/lsn
 import type { Logger } from '../common/log.js';
 import type { SafekeeperMetrics } from '../http/metrics.js';
 import type { ReaderInfo } from './sendWal.js';
+import { currentPgTimeline, type PgTimelineHistory } from '../consensus/pgTimeline.js';
 
 /** How often lazily kept LSNs (commit, peer horizon) are written to the control file. */
 const CHECKPOINT_INTERVAL_MS = 1_000;
 
 export interface TimelineSnapshot {
   systemId: bigint;
+  /** TLI in segment file names (the one the timeline was created with) */
   pgTimeline: number;
+  /** PostgreSQL timelines of the WAL; the last is the current one (IDENTIFY_SYSTEM's) */
+  pgTimelineHistory: PgTimelineHistory;
+  /** the current PostgreSQL timeline's `.history` file ('' for none) */
+  pgHistoryFile: string;
   pgVersion: number;
   walSegSize: number;
   timelineStartLsn: Lsn;
@@ -111,6 +117,8 @@ export class Timeline extends EventEmitter {
     return {
       systemId: s.systemId,
       pgTimeline: s.pgTimeline,
+      pgTimelineHistory: s.pgTimelineHistory,
+      pgHistoryFile: s.pgHistoryFile,
       pgVersion: s.pgVersion,
       walSegSize: s.walSegSize,
       timelineStartLsn: v.timelineStartLsn,
@@ -138,6 +146,8 @@ export class Timeline extends EventEmitter {
       timeline_start_lsn: formatLsn(s.timelineStartLsn),
       system_id: s.systemId.toString(),
       pg_version: s.pgVersion,
+      pg_timeline: currentPgTimeline(s.pgTimelineHistory).tli,
+      pg_timeline_history: s.pgTimelineHistory.map((e) => ({ tli: e.tli, start_lsn: formatLsn(e.startLsn) })),
       proposer_connected: this.sinks.size > 0,
       proposers: this.sinks.size,
       readers: [...this.readers].map((r) => ({

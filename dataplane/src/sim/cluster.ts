@@ -133,6 +133,8 @@ function describe(msg: ProposerMessage | AcceptorMessage): string {
       return `elected(term ${msg.term}, start ${formatLsn(msg.startStreamingAt)}, ${msg.termHistory.map((e) => `${e.term}@${formatLsn(e.lsn)}`).join(' ')})`;
     case 'append_request':
       return `append(term ${msg.term}, ${formatLsn(msg.beginLsn)}..${formatLsn(msg.endLsn)}, commit ${formatLsn(msg.commitLsn)})`;
+    case 'pg_timeline':
+      return `pg_timeline(term ${msg.term}, tli ${msg.tli} from ${formatLsn(msg.startLsn)})`;
     case 'append_response':
       return `append_response(term ${msg.term}, flush ${formatLsn(msg.flushLsn)}, commit ${formatLsn(msg.commitLsn)})`;
   }

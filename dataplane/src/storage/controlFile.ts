@@ -12,10 +12,18 @@ import { errnoCode, StorageError } from './errors.js';
 import { hex32 } from './walRecords.js';
 import type { AcceptorPersistentState } from '../consensus/state.js';
 import type { TermSwitch } from '../consensus/messages.js';
+import { validatePgTimelineHistory, type PgTimelineHistory } from '../consensus/pgTimeline.js';
 
 export const CONTROL_FILE_NAME = 'safekeeper.control';
 export const CONTROL_FILE_MAGIC = 0x57414c4b; // "WALK"
-export const CONTROL_FILE_VERSION = 1;
+/**
+ * Format versions: 1 = up to the term history and the fixed fields; 2 adds the PostgreSQL
+ * timeline history (tli, start LSN pairs) and the current timeline's `.history` file. A
+ * version 1 file is read as a timeline that never switched: history [(pgTimeline, 0/0)].
+ * Files are always written in the current version.
+ */
+export const CONTROL_FILE_VERSION = 2;
+const OLDEST_READABLE_VERSION = 1;
 
 export type TermHistoryEntry = TermSwitch;
 
@@ -29,13 +37,18 @@ const HEADER_SIZE = 8; // magic + version
 const ID_BYTES = 16;
 const FIXED_BODY_SIZE = ID_BYTES * 2 + 8 + 4 + 4 + 8 + 4 + 4 + 8 * 4; // without history entries
 const HISTORY_ENTRY_SIZE = 16;
+const PG_TIMELINE_ENTRY_SIZE = 12; // u32 tli, u64 start LSN
 /** Refuse absurd history counts before allocating (a corrupt count would otherwise). */
 const MAX_HISTORY_ENTRIES = 1 << 20;
+const MAX_HISTORY_FILE_BYTES = 1 << 20;
 
 /** Serializes a state to the on-disk bytes (with magic, version and checksum). */
 export function encodeControlFile(state: TimelinePersistentState): Buffer {
   validateState(state);
-  const size = HEADER_SIZE + FIXED_BODY_SIZE + state.termHistory.length * HISTORY_ENTRY_SIZE + 4;
+  const historyFile = Buffer.from(state.pgHistoryFile, 'utf8');
+  const size =
+    HEADER_SIZE + FIXED_BODY_SIZE + state.termHistory.length * HISTORY_ENTRY_SIZE +
+    4 + state.pgTimelineHistory.length * PG_TIMELINE_ENTRY_SIZE + 4 + historyFile.length + 4;
   const buf = Buffer.alloc(size);
   let o = 0;
   o = buf.writeUInt32LE(CONTROL_FILE_MAGIC, o);
@@ -56,6 +69,14 @@ export function encodeControlFile(state: TimelinePersistentState): Buffer {
   o = buf.writeBigUInt64LE(state.commitLsn, o);
   o = buf.writeBigUInt64LE(state.truncateLsn, o);
   o = buf.writeBigUInt64LE(state.createdAt, o);
+  // version 2
+  o = buf.writeUInt32LE(state.pgTimelineHistory.length, o);
+  for (const entry of state.pgTimelineHistory) {
+    o = buf.writeUInt32LE(entry.tli, o);
+    o = buf.writeBigUInt64LE(entry.startLsn, o);
+  }
+  o = buf.writeUInt32LE(historyFile.length, o);
+  o += historyFile.copy(buf, o);
   o = buf.writeUInt32LE(crc32c(buf.subarray(0, o)), o);
   if (o !== size) throw new Error(`control file encoder wrote ${o} bytes, expected ${size}`);
   return buf;
@@ -71,20 +92,47 @@ export function decodeControlFile(bytes: Uint8Array, path: string): TimelinePers
   const magic = buf.readUInt32LE(0);
   if (magic !== CONTROL_FILE_MAGIC) throw bad(`bad magic 0x${hex32(magic)} (expected 0x${hex32(CONTROL_FILE_MAGIC)})`);
   const version = buf.readUInt32LE(4);
-  if (version !== CONTROL_FILE_VERSION) throw bad(`unsupported format version ${version} (this build reads ${CONTROL_FILE_VERSION})`);
-
-  // The length depends on the history count; check the checksum over what the count implies
-  // only after the count is plausible, so a short or long file is reported as such.
-  const countOffset = HEADER_SIZE + ID_BYTES * 2 + 8;
-  const count = buf.readUInt32LE(countOffset);
-  const expectedSize = HEADER_SIZE + FIXED_BODY_SIZE + count * HISTORY_ENTRY_SIZE + 4;
-  if (count > MAX_HISTORY_ENTRIES || buf.length < expectedSize) {
-    // Could be a corrupt count or a truncated file: the checksum over the whole file decides the wording.
+  if (version < OLDEST_READABLE_VERSION || version > CONTROL_FILE_VERSION) {
+    throw bad(`unsupported format version ${version} (this build reads ${OLDEST_READABLE_VERSION} to ${CONTROL_FILE_VERSION})`);
+  }
+  const checkCrcOverWholeFile = () => {
     const stored = buf.readUInt32LE(buf.length - 4);
     const computed = crc32c(buf.subarray(0, buf.length - 4));
     if (stored !== computed) throw bad(`checksum mismatch (stored 0x${hex32(stored)}, computed 0x${hex32(computed)})`);
-    throw bad(`too short for ${count} term history entries (${buf.length} bytes, ${expectedSize} expected)`);
+  };
+  // The length depends on the counts inside; check the checksum over what the counts imply
+  // only after they are plausible, so a short or long file is reported as such. A count that
+  // points past the end could be a corrupt count or a truncated file: the checksum over the
+  // whole file decides the wording.
+  const countOffset = HEADER_SIZE + ID_BYTES * 2 + 8;
+  const count = buf.readUInt32LE(countOffset);
+  const v1BodyEnd = HEADER_SIZE + FIXED_BODY_SIZE + count * HISTORY_ENTRY_SIZE;
+  if (count > MAX_HISTORY_ENTRIES || buf.length < v1BodyEnd + 4) {
+    checkCrcOverWholeFile();
+    throw bad(`too short for ${count} term history entries (${buf.length} bytes, ${v1BodyEnd + 4} expected)`);
   }
+  let bodyEnd = v1BodyEnd;
+  let pgCount = 0;
+  let fileLength = 0;
+  if (version >= 2) {
+    if (buf.length < bodyEnd + 4 + 4) {
+      checkCrcOverWholeFile();
+      throw bad(`too short for the PostgreSQL timeline history (${buf.length} bytes)`);
+    }
+    pgCount = buf.readUInt32LE(bodyEnd);
+    const fileLengthAt = bodyEnd + 4 + pgCount * PG_TIMELINE_ENTRY_SIZE;
+    if (pgCount > MAX_HISTORY_ENTRIES || buf.length < fileLengthAt + 4 + 4) {
+      checkCrcOverWholeFile();
+      throw bad(`too short for ${pgCount} PostgreSQL timeline history entries (${buf.length} bytes)`);
+    }
+    fileLength = buf.readUInt32LE(fileLengthAt);
+    bodyEnd = fileLengthAt + 4 + fileLength;
+    if (fileLength > MAX_HISTORY_FILE_BYTES || buf.length < bodyEnd + 4) {
+      checkCrcOverWholeFile();
+      throw bad(`too short for a ${fileLength}-byte history file (${buf.length} bytes, ${bodyEnd + 4} expected)`);
+    }
+  }
+  const expectedSize = bodyEnd + 4;
   if (buf.length > expectedSize) {
     const stored = buf.readUInt32LE(expectedSize - 4);
     const computed = crc32c(buf.subarray(0, expectedSize - 4));
@@ -115,6 +163,29 @@ export function decodeControlFile(bytes: Uint8Array, path: string): TimelinePers
   const commitLsn = buf.readBigUInt64LE(o + 28);
   const truncateLsn = buf.readBigUInt64LE(o + 36);
   const createdAt = buf.readBigUInt64LE(o + 44);
+  o += 52;
+  // Version 1 predates timeline switches: its WAL is all of the timeline it was created with.
+  let pgTimelineHistory: PgTimelineHistory = [{ tli: pgTimeline, startLsn: 0n }];
+  let pgHistoryFile = '';
+  if (version >= 2) {
+    o += 4;
+    pgTimelineHistory = [];
+    for (let k = 0; k < pgCount; k++) {
+      pgTimelineHistory.push({ tli: buf.readUInt32LE(o), startLsn: buf.readBigUInt64LE(o + 4) });
+      o += PG_TIMELINE_ENTRY_SIZE;
+    }
+    o += 4;
+    try {
+      pgHistoryFile = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(buf.subarray(o, o + fileLength));
+    } catch {
+      throw bad('the PostgreSQL history file is not valid UTF-8');
+    }
+    try {
+      validatePgTimelineHistory(pgTimelineHistory, pgHistoryFile);
+    } catch (err) {
+      throw bad((err as Error).message);
+    }
+  }
   return {
     tenantId,
     timelineId,
@@ -124,6 +195,8 @@ export function decodeControlFile(bytes: Uint8Array, path: string): TimelinePers
     systemId,
     walSegSize,
     pgTimeline,
+    pgTimelineHistory,
+    pgHistoryFile,
     timelineStartLsn,
     commitLsn,
     truncateLsn,
@@ -156,6 +229,16 @@ function validateState(state: TimelinePersistentState): void {
   ];
   for (const [name, v] of u32s) if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) fail(`${name} ${v} is not a u32`);
   if (state.termHistory.length > MAX_HISTORY_ENTRIES) fail(`term history has ${state.termHistory.length} entries`);
+  state.pgTimelineHistory.forEach((e, k) => {
+    if (!Number.isInteger(e.tli) || e.tli < 1 || e.tli > 0xffffffff) fail(`pgTimelineHistory[${k}].tli ${e.tli} is not a timeline ID`);
+    if (typeof e.startLsn !== 'bigint' || !isValidU64(e.startLsn)) fail(`pgTimelineHistory[${k}].startLsn ${String(e.startLsn)} is not a u64`);
+  });
+  if (Buffer.byteLength(state.pgHistoryFile, 'utf8') > MAX_HISTORY_FILE_BYTES) fail(`history file of ${Buffer.byteLength(state.pgHistoryFile, 'utf8')} bytes is too large`);
+  try {
+    validatePgTimelineHistory(state.pgTimelineHistory, state.pgHistoryFile);
+  } catch (err) {
+    fail((err as Error).message);
+  }
 }
 
 export interface ControlFileWriteOptions {
@@ -214,6 +297,7 @@ export async function fsyncDirectory(dir: string): Promise<void> {
 export function describeControlState(state: TimelinePersistentState): string {
   return (
     `${state.tenantId}/${state.timelineId} term ${state.term} commit ${formatLsn(state.commitLsn)} ` +
-    `start ${formatLsn(state.timelineStartLsn)} history ${state.termHistory.map((e) => `${e.term}@${formatLsn(e.lsn)}`).join(',')}`
+    `start ${formatLsn(state.timelineStartLsn)} history ${state.termHistory.map((e) => `${e.term}@${formatLsn(e.lsn)}`).join(',')} ` +
+    `pg timelines ${state.pgTimelineHistory.map((e) => `${e.tli}@${formatLsn(e.startLsn)}`).join(',')}`
   );
 }

@@ -16,6 +16,8 @@ export interface WorkloadOptions {
   host: string;
   port: number;
   clients: number;
+  /** client numbers are clientOffset+1 .. clientOffset+clients (default 0): a second workload on the same record uses other ids */
+  clientOffset?: number;
   record: LedgerRecord;
   log: (line: string) => void;
 }
@@ -40,7 +42,8 @@ export class Workload {
   constructor(private readonly opts: WorkloadOptions) {}
 
   start(): void {
-    for (let c = 1; c <= this.opts.clients; c++) this.workers.push(this.worker(c));
+    const first = (this.opts.clientOffset ?? 0) + 1;
+    for (let c = first; c < first + this.opts.clients; c++) this.workers.push(this.worker(c));
   }
 
   /** Stops issuing inserts; waits up to graceMs for those in flight, then drops their connections. */

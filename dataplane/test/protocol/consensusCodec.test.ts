@@ -56,14 +56,24 @@ const proposerMessage: fc.Arbitrary<ProposerMessage> = fc.oneof(
     pgVersion: u32,
     systemId: u64,
     walSegSize: u32,
-  }),
+    pgTimeline: u32,
+  }, { requiredKeys: ['tag', 'tenantId', 'timelineId', 'mconf', 'pgVersion', 'systemId', 'walSegSize'] }),
   fc.record({ tag: fc.constant('vote_request' as const), generation: u32, term: u64 }),
+  fc.record({
+    tag: fc.constant('pg_timeline' as const),
+    generation: u32,
+    term: u64,
+    tli: fc.integer({ min: 1, max: 0xffffffff }),
+    startLsn: u64,
+    historyFile: fc.string({ maxLength: 200, unit: 'grapheme' }),
+  }),
   fc.record({ tag: fc.constant('proposer_elected' as const), generation: u32, term: u64, startStreamingAt: u64, termHistory }),
   appendRequest,
 );
 
 const acceptorMessage: fc.Arbitrary<AcceptorMessage> = fc.oneof(
   fc.record({ tag: fc.constant('acceptor_greeting' as const), nodeId: u64, mconf, term: u64 }),
+  fc.record({ tag: fc.constant('acceptor_greeting' as const), nodeId: u64, mconf, term: u64, pgTimeline: u32, pgTimelineStartLsn: u64 }),
   fc.record({
     tag: fc.constant('vote_response' as const),
     generation: u32,
@@ -166,9 +176,13 @@ describe('consensus codec roundtrips', () => {
 describe('consensus codec refuses bad input', () => {
   test('every truncation of every message is refused with a ProtocolError', () => {
     fc.assert(
-      fc.property(fc.oneof(proposerMessage.map((m) => ['p', encodeProposerMessage(m)] as const), acceptorMessage.map((m) => ['a', encodeAcceptorMessage(m)] as const)), ([dir, wire]) => {
-        // AppendResponse may be followed by optional bytes, so only its fixed part can be cut
+      fc.property(fc.oneof(proposerMessage.map((m) => ['p', encodeProposerMessage(m), m] as const), acceptorMessage.map((m) => ['a', encodeAcceptorMessage(m), m] as const)), ([dir, wire, m]) => {
+        // AppendResponse may be followed by optional bytes, so only its fixed part can be cut;
+        // a greeting cut right before its timeline extension is the plain v3 greeting
+        const v3Length =
+          m.tag === 'proposer_greeting' && m.pgTimeline !== undefined ? wire.length - 4 : m.tag === 'acceptor_greeting' && m.pgTimeline !== undefined ? wire.length - 12 : -1;
         for (let len = 0; len < wire.length; len++) {
+          if (len === v3Length) continue;
           const cut = wire.subarray(0, len);
           const decode = dir === 'p' ? decodeProposerMessage : decodeAcceptorMessage;
           expectProtocolError(() => decode(cut));
@@ -180,7 +194,7 @@ describe('consensus codec refuses bad input', () => {
 
   test('random bytes never raise anything but ProtocolError', () => {
     fc.assert(
-      fc.property(fc.constantFrom(0x67, 0x76, 0x65, 0x61, 0x00, 0x7a), fc.uint8Array({ maxLength: 200 }), (tag, rest) => {
+      fc.property(fc.constantFrom(0x67, 0x76, 0x65, 0x61, 0x74, 0x00, 0x7a), fc.uint8Array({ maxLength: 200 }), (tag, rest) => {
         const wire = Buffer.concat([Buffer.from([tag]), rest]);
         for (const decode of [decodeProposerMessage, decodeAcceptorMessage]) {
           try {
@@ -224,6 +238,34 @@ describe('consensus codec refuses bad input', () => {
   test('trailing garbage after a fixed message is refused', () => {
     const wire = Buffer.concat([encodeProposerMessage({ tag: 'vote_request', generation: 0, term: 9n }), Buffer.from([0])]);
     expect(expectProtocolError(() => decodeProposerMessage(wire)).message).toMatch(/VoteRequest.*trailing garbage/);
+  });
+
+  test('greetings without the timeline extension are the plain v3 layout; with it, a trailing u32 (and u64)', () => {
+    const base = { tag: 'proposer_greeting' as const, tenantId: TENANT, timelineId: TIMELINE, mconf: { generation: 0, members: [], newMembers: null }, pgVersion: 1, systemId: 0n, walSegSize: 1 };
+    const v3 = encodeProposerGreeting(base);
+    const ext = encodeProposerGreeting({ ...base, pgTimeline: 2 });
+    expect(ext.subarray(0, v3.length)).toEqual(v3);
+    expect(ext.subarray(v3.length)).toEqual(Buffer.from([0, 0, 0, 2]));
+    expect(decodeProposerMessage(v3)).not.toHaveProperty('pgTimeline');
+    expect(expectProtocolError(() => decodeProposerMessage(Buffer.concat([ext, Buffer.from([1])]))).message).toMatch(/ProposerGreeting.*trailing garbage/);
+  });
+
+  test('PgTimeline: timeline 0, an oversized or short history file, invalid UTF-8 and trailing bytes are refused, naming the field', () => {
+    const good = encodeProposerMessage({ tag: 'pg_timeline', generation: 0, term: 3n, tli: 2, startLsn: 0x2000n, historyFile: '1\t0/2000\tx\n' });
+    const tli0 = Buffer.from(good);
+    tli0.writeUInt32BE(0, 13);
+    expect(expectProtocolError(() => decodeProposerMessage(tli0)).message).toMatch(/PgTimeline.*tli.*start at 1/);
+    const huge = Buffer.from(good);
+    huge.writeUInt32BE(0x7fffffff, 25);
+    expect(expectProtocolError(() => decodeProposerMessage(huge)).message).toMatch(/historyFile\.length.*exceed/);
+    const long = Buffer.from(good);
+    long.writeUInt32BE(1000, 25);
+    expect(expectProtocolError(() => decodeProposerMessage(long)).message).toMatch(/truncated PgTimeline.*historyFile/);
+    const extra = Buffer.concat([good, Buffer.from('z')]);
+    expect(expectProtocolError(() => decodeProposerMessage(extra)).message).toMatch(/trailing garbage/);
+    const badUtf8 = Buffer.from(good);
+    badUtf8[29] = 0xff;
+    expect(expectProtocolError(() => decodeProposerMessage(badUtf8)).message).toMatch(/historyFile: is not valid UTF-8/);
   });
 
   test('vote_given other than 0 or 1 is refused', () => {

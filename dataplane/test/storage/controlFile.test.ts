@@ -10,6 +10,32 @@ import {
   type TimelinePersistentState,
 } from '../../src/storage/controlFile.js';
 import { StorageError } from '../../src/storage/errors.js';
+import { crc32c } from '../../src/storage/crc32c.js';
+
+/** The version 1 layout (before PostgreSQL timeline switches), written by hand. */
+function encodeVersion1(s: TimelinePersistentState): Buffer {
+  const buf = Buffer.alloc(8 + 32 + 8 + 4 + s.termHistory.length * 16 + 4 + 8 + 4 + 4 + 8 * 4 + 4);
+  let o = buf.writeUInt32LE(0x57414c4b, 0);
+  o = buf.writeUInt32LE(1, o);
+  o += buf.write(s.tenantId, o, 16, 'hex');
+  o += buf.write(s.timelineId, o, 16, 'hex');
+  o = buf.writeBigUInt64LE(s.term, o);
+  o = buf.writeUInt32LE(s.termHistory.length, o);
+  for (const e of s.termHistory) {
+    o = buf.writeBigUInt64LE(e.term, o);
+    o = buf.writeBigUInt64LE(e.lsn, o);
+  }
+  o = buf.writeUInt32LE(s.pgVersion, o);
+  o = buf.writeBigUInt64LE(s.systemId, o);
+  o = buf.writeUInt32LE(s.walSegSize, o);
+  o = buf.writeUInt32LE(s.pgTimeline, o);
+  o = buf.writeBigUInt64LE(s.timelineStartLsn, o);
+  o = buf.writeBigUInt64LE(s.commitLsn, o);
+  o = buf.writeBigUInt64LE(s.truncateLsn, o);
+  o = buf.writeBigUInt64LE(s.createdAt, o);
+  buf.writeUInt32LE(crc32c(buf.subarray(0, o)), o);
+  return buf;
+}
 
 const state: TimelinePersistentState = {
   tenantId: '0123456789abcdef0123456789abcdef',
@@ -24,6 +50,11 @@ const state: TimelinePersistentState = {
   systemId: 7300000000000000001n,
   walSegSize: 16 * 1024 * 1024,
   pgTimeline: 1,
+  pgTimelineHistory: [
+    { tli: 1, startLsn: 0n },
+    { tli: 2, startLsn: 0x1800000n },
+  ],
+  pgHistoryFile: '1\t0/1800000\tno recovery target specified\n',
   timelineStartLsn: 0x1000000n,
   commitLsn: 0x2fffff0n,
   truncateLsn: 0x1800000n,
@@ -59,8 +90,29 @@ describe('control file', () => {
   it('starts with the magic and version, and ends with the CRC-32C of all preceding bytes', () => {
     const bytes = encodeControlFile(state);
     expect(bytes.readUInt32LE(0)).toBe(0x57414c4b);
-    expect(bytes.readUInt32LE(4)).toBe(1);
-    expect(bytes.length).toBe(8 + 32 + 8 + 4 + 3 * 16 + 4 + 8 + 4 + 4 + 8 * 4 + 4);
+    expect(bytes.readUInt32LE(4)).toBe(2);
+    const historyFile = Buffer.byteLength(state.pgHistoryFile);
+    expect(bytes.length).toBe(8 + 32 + 8 + 4 + 3 * 16 + 4 + 8 + 4 + 4 + 8 * 4 + 4 + 2 * 12 + 4 + historyFile + 4);
+    expect(bytes.readUInt32LE(bytes.length - 4)).toBe(crc32c(bytes.subarray(0, bytes.length - 4)));
+  });
+
+  it('reads a version 1 file as a timeline that never switched PostgreSQL timelines', () => {
+    const old = encodeVersion1(state);
+    const read = decodeControlFile(old, 'mem');
+    expect(read).toEqual({ ...state, pgTimelineHistory: [{ tli: 1, startLsn: 0n }], pgHistoryFile: '' });
+    // written back, it is version 2 with the same content
+    const upgraded = encodeControlFile(read);
+    expect(upgraded.readUInt32LE(4)).toBe(2);
+    expect(decodeControlFile(upgraded, 'mem')).toEqual(read);
+    // a flipped bit in a version 1 file is still caught by its checksum
+    const bad = Buffer.from(old);
+    bad[60] ^= 0x04;
+    expectCorrupt(bad, /checksum mismatch/);
+  });
+
+  it('refuses a PostgreSQL timeline history that contradicts its history file', () => {
+    const wrong = { ...state, pgTimelineHistory: [{ tli: 1, startLsn: 0n }, { tli: 2, startLsn: 0x1900000n }] };
+    expect(() => encodeControlFile(wrong)).toThrow(/does not match its history file|said to start at 0\/1900000/);
   });
 
   it('writes atomically and reads back; no temp file is left behind', async () => {
@@ -95,8 +147,8 @@ describe('control file', () => {
     magic.writeUInt32LE(0xdeadbeef, 0);
     expectCorrupt(magic, /bad magic 0xDEADBEEF/);
     const version = Buffer.from(good);
-    version.writeUInt32LE(2, 4);
-    expectCorrupt(version, /unsupported format version 2/);
+    version.writeUInt32LE(3, 4);
+    expectCorrupt(version, /unsupported format version 3 \(this build reads 1 to 2\)/);
     const body = Buffer.from(good);
     body[20] ^= 0xff;
     expectCorrupt(body, /checksum mismatch \(stored 0x[0-9A-F]{8}, computed 0x[0-9A-F]{8}\)/);
