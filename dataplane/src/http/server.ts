@@ -36,6 +36,12 @@ export function finishApp(app: Express, log: Logger): void {
       res.status(413).json({ error: 'request body too large (limit 64 KiB)', code: 'body_too_large' });
       return;
     }
+    // The router marks a path parameter that is not valid percent-encoding (`/v1/tenants/%zz`)
+    // as a 400 URIError: the client's mistake, not ours.
+    if (err instanceof URIError) {
+      res.status(400).json({ error: `malformed URL: ${err.message}`, code: 'bad_url' });
+      return;
+    }
     log.error({ err, method: req.method, path: req.path }, 'internal error in HTTP handler');
     res.status(500).json({ error: `internal error: ${e?.message ?? String(err)}`, code: 'internal' });
   });

@@ -91,6 +91,12 @@ describe('tenants', () => {
     expectError(await http(ts.httpUrl, 'POST', '/v1/tenants', { rawBody: 'null' }), 400, 'bad_json');
   });
 
+  test('a path parameter that is not valid percent-encoding is 400 bad_url', async () => {
+    const r = await get('/v1/tenants/%zz');
+    expectError(r, 400, 'bad_url');
+    expect(r.json.error).toContain('%zz');
+  });
+
   test('a body over 64 KiB is 413', async () => {
     expectError(await post('/v1/tenants', { tenant_id: T, pad: 'x'.repeat(70_000) }), 413, 'body_too_large');
   });
