@@ -116,7 +116,12 @@ describe('walkeeper-operator on the harness with real safekeepers', () => {
       const st = (await (await fetch(`http://${ip}:7676/v1/status`)).json()) as { id: number };
       expect(st.id).toBe(i + 1);
     }
-    expect(sk.status).toMatchObject({ replicas: 3, readyReplicas: 3, quorum: { size: 3, required: 2, available: 3, status: 'Healthy' } });
+    // Available means a quorum (2 of 3) is ready; the third member may report a moment later.
+    const full = await waitFor('all three members ready in status', 30_000, async () => {
+      const st = (await getJson('safekeeper', 'main')).status as { readyReplicas?: number } | undefined;
+      return st?.readyReplicas === 3 ? st : undefined;
+    });
+    expect(full).toMatchObject({ replicas: 3, readyReplicas: 3, quorum: { size: 3, required: 2, available: 3, status: 'Healthy' } });
   }));
 
   it('registers a Tenant and its timeline on every safekeeper and reports Registered with the ids', step(async () => {
