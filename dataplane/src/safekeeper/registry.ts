@@ -10,6 +10,7 @@ import type { Logger } from '../common/log.js';
 import type { SafekeeperMetrics, TimelineGaugeSource } from '../http/metrics.js';
 import { Timeline, type TimelineDeps } from './timeline.js';
 import { errnoCode } from '../storage/errors.js';
+import { SyncPolicy } from '../storage/syncPolicy.js';
 
 interface TenantEntry {
   timelines: Map<string, Timeline>;
@@ -22,6 +23,8 @@ export class Registry implements TimelineGaugeSource {
   private readonly tenants = new Map<string, TenantEntry>();
   private metrics: SafekeeperMetrics | undefined;
   private fatal: (err: Error) => void = () => {};
+  /** one per process: whether a flush may fdatasync on the event loop depends on every timeline */
+  private readonly syncPolicy = new SyncPolicy();
   /** serializes create/delete so two API calls cannot interleave on one tenant */
   private adminLock: Promise<unknown> = Promise.resolve();
 
@@ -42,7 +45,7 @@ export class Registry implements TimelineGaugeSource {
   }
 
   private deps(): TimelineDeps {
-    return { nodeId: this.nodeId, log: this.log, metrics: this.metrics, onFatal: (err) => this.fatal(err) };
+    return { nodeId: this.nodeId, log: this.log, metrics: this.metrics, syncPolicy: this.syncPolicy, onFatal: (err) => this.fatal(err) };
   }
 
   private admin<T>(fn: () => Promise<T>): Promise<T> {

@@ -9,6 +9,7 @@ import { newTimelineState, type AcceptorPersistentState } from '../consensus/sta
 import { readControlFile, writeControlFile } from '../storage/controlFile.js';
 import { StorageError, isStorageError } from '../storage/errors.js';
 import { WalStore } from '../storage/walStore.js';
+import type { SyncPolicy } from '../storage/syncPolicy.js';
 import { fsyncHookFromEnv } from '../storage/faultInjection.js';
 import { DEFAULT_WAL_SEG_SIZE, formatLsn, maxLsn, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
@@ -42,6 +43,8 @@ export interface TimelineDeps {
   nodeId: number;
   log: Logger;
   metrics?: SafekeeperMetrics;
+  /** shared by the process's timelines; without it every fdatasync goes to the thread pool */
+  syncPolicy?: SyncPolicy;
   /** storage failed in a way that must end the process (fsync) */
   onFatal: (err: Error) => void;
 }
@@ -102,6 +105,7 @@ export class Timeline extends EventEmitter {
       recoverFrom: state.timelineStartLsn,
       requiredEnd: maxLsn(state.commitLsn, state.timelineStartLsn),
       onFsync: (s) => deps.metrics?.fsyncSeconds.observe(s),
+      syncPolicy: deps.syncPolicy,
       fsyncHook: fsyncHookFromEnv(), // test-only: WALKEEPER_TEST_FAIL_FSYNC_AFTER (storage/faultInjection.ts)
     });
     return new Timeline(tenantId, timelineId, dir, store, state, createdAt, deps);

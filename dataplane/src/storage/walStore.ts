@@ -6,13 +6,14 @@
 // end (the ingest decoder tracks them). Any failed fsync fails the store for good, as
 // PostgreSQL PANICs: the page cache may have dropped the dirty pages, so retrying would lie.
 
-import { writeSync } from 'node:fs';
+import { fdatasyncSync, writeSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatLsn, walFileName, XLOG_BLCKSZ, type Lsn } from '../common/lsn.js';
 import { errnoCode, StorageError } from './errors.js';
 import { findEndOfWal, listSegments, PARTIAL_SUFFIX, removeStaleTemp, SEGMENT_TMP_NAME, type EndOfWal } from './recovery.js';
 import { WalRecordDecoder } from './walRecords.js';
+import type { SyncPolicy } from './syncPolicy.js';
 
 export type SyncMode = 'fsync' | 'none';
 
@@ -37,6 +38,11 @@ export interface WalStoreOptions {
   fsyncHook?: (kind: FsyncKind, path: string) => void | Promise<void>;
   /** Latency of each WAL fdatasync done by flush(), in seconds (metrics). */
   onFsync?: (seconds: number) => void;
+  /**
+   * Decides, per flush, whether its fdatasync runs on the event loop (see syncPolicy.ts);
+   * shared by every store of a process. Without one, every fdatasync goes to the thread pool.
+   */
+  syncPolicy?: SyncPolicy;
 }
 
 interface Segment {
@@ -58,6 +64,7 @@ export class WalStore {
   private readonly syncMode: SyncMode;
   private readonly fsyncHook: WalStoreOptions['fsyncHook'];
   private readonly onFsync: WalStoreOptions['onFsync'];
+  private readonly syncPolicy: SyncPolicy | undefined;
 
   private startLsn: Lsn;
   private empty: boolean;
@@ -89,6 +96,7 @@ export class WalStore {
     this.syncMode = options.syncMode ?? 'fsync';
     this.fsyncHook = options.fsyncHook;
     this.onFsync = options.onFsync;
+    this.syncPolicy = options.syncPolicy;
     this.startLsn = options.timelineStartLsn;
     this.empty = empty;
     this.writePos = endLsn;
@@ -252,14 +260,17 @@ export class WalStore {
     // is the only one that can hold unsynced bytes below upTo.
     if (segment) {
       segment.pins++;
-      const started = process.hrtime.bigint();
+      const inline = this.syncMode === 'fsync' && this.syncPolicy !== undefined && this.syncPolicy.syncInline(this, performance.now());
+      const started = performance.now();
       try {
-        await this.fsync(segment.fh, 'wal_flush', segment.path, true);
+        await this.fsync(segment.fh, 'wal_flush', segment.path, true, inline);
       } finally {
         segment.pins--;
         await this.closeIfDone(segment);
       }
-      this.onFsync?.(Number(process.hrtime.bigint() - started) / 1e9);
+      const ended = performance.now();
+      if (inline) this.syncPolicy!.inlineSyncTook(ended - started, ended);
+      this.onFsync?.((ended - started) / 1e3);
     }
     if (this.epoch !== epoch) return;
     if (upTo > this.durablePos) this.durablePos = upTo;
@@ -468,6 +479,7 @@ export class WalStore {
     await this.exclusive(async () => {
       if (this.syncInFlight) await this.syncInFlight.catch(() => undefined);
       this.closed = true;
+      this.syncPolicy?.forget(this);
       if (this.current) await this.dropCurrent();
     });
   }
@@ -595,11 +607,17 @@ export class WalStore {
     return new StorageError('io_error', `cannot ${verb} ${path}: ${String(err)}`, { cause: err });
   }
 
-  /** fsync/fdatasync; any failure marks the store permanently failed. */
-  private async fsync(fh: FileHandle, kind: FsyncKind, path: string, dataOnly: boolean): Promise<void> {
+  /**
+   * fsync/fdatasync, on the thread pool or (`inline`, data only) blocking the event loop;
+   * any failure marks the store permanently failed.
+   */
+  private async fsync(fh: FileHandle, kind: FsyncKind, path: string, dataOnly: boolean, inline = false): Promise<void> {
     try {
       if (this.fsyncHook) await this.fsyncHook(kind, path);
-      if (this.syncMode === 'fsync') await (dataOnly ? fh.datasync() : fh.sync());
+      if (this.syncMode === 'fsync') {
+        if (inline && dataOnly) fdatasyncSync(fh.fd);
+        else await (dataOnly ? fh.datasync() : fh.sync());
+      }
     } catch (err) {
       throw this.fail(err, path);
     }

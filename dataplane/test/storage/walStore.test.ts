@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { walFileName, type Lsn } from '../../src/common/lsn.js';
 import { StorageError } from '../../src/storage/errors.js';
 import { WalStore, type FsyncKind, type WalStoreOptions } from '../../src/storage/walStore.js';
+import { SyncPolicy } from '../../src/storage/syncPolicy.js';
 import { WalBuilder } from './walBuilder.js';
 
 const SEG = 1 << 20;
@@ -26,6 +27,11 @@ async function appendAll(store: WalStore, from: Lsn, bytes: Buffer, chunk = 1000
   for (let off = 0; off < bytes.length; off += chunk) {
     await store.append(from + BigInt(off), bytes.subarray(off, Math.min(off + chunk, bytes.length)));
   }
+}
+
+async function appendAndFlush(store: WalStore, at: Lsn, bytes: Buffer): Promise<Lsn> {
+  await store.append(at, bytes);
+  return store.flush();
 }
 
 async function expectStorageError(promise: Promise<unknown>, code: string, message?: RegExp): Promise<StorageError> {
@@ -271,6 +277,50 @@ describe('WalStore', () => {
     expect(walSyncs).toBeGreaterThan(0);
     expect(walSyncs).toBeLessThanOrEqual(5);
     console.log(`group commit, 5 ms disk: ${pieces} flush calls -> ${walSyncs} fdatasyncs, mean ${meanMs.toFixed(3)} ms`);
+  });
+
+  it('with a sync policy, a lone store fdatasyncs on the event loop and two busy stores use the thread pool', async () => {
+    const decisions: { store: string; inline: boolean }[] = [];
+    const timed: number[] = [];
+    class RecordingPolicy extends SyncPolicy {
+      override syncInline(owner: object, now: number): boolean {
+        const inline = super.syncInline(owner, now);
+        decisions.push({ store: owner === first ? 'first' : 'second', inline });
+        return inline;
+      }
+      override inlineSyncTook(ms: number, now: number): void {
+        timed.push(ms);
+        super.inlineSyncTook(ms, now);
+      }
+    }
+    const policy = new RecordingPolicy();
+    const b = stream(300000);
+    const bytes = b.bytes();
+    const first: WalStore = track(await WalStore.open(dir, options({ syncMode: 'fsync', syncPolicy: policy })));
+    const cut1 = b.records[Math.floor(b.records.length / 3)].start;
+    const cut2 = b.records[Math.floor((2 * b.records.length) / 3)].start;
+    const part = (from: Lsn, to: Lsn) => bytes.subarray(Number(from - START), Number(to - START));
+    await appendAndFlush(first, START, part(START, cut1));
+    expect(decisions).toEqual([{ store: 'first', inline: true }]);
+    expect(timed).toHaveLength(1);
+
+    const otherDir = mkdtempSync(join(tmpdir(), 'walkeeper-walstore-'));
+    let second: WalStore | undefined;
+    try {
+      second = await WalStore.open(otherDir, options({ syncMode: 'fsync', syncPolicy: policy }));
+      await appendAndFlush(second, START, bytes.subarray(0, 10000));
+      await appendAndFlush(first, cut1, part(cut1, cut2));
+      expect(decisions.slice(1)).toEqual([{ store: 'second', inline: false }, { store: 'first', inline: false }]);
+      expect(timed).toHaveLength(1); // pool syncs are not timed as inline ones
+      // once the other store is closed, the first has the process to itself again
+      await second.close();
+      expect(await appendAndFlush(first, cut2, part(cut2, b.position))).toBe(b.records[b.records.length - 1].end);
+      expect(decisions.slice(3)).toEqual([{ store: 'first', inline: true }]);
+      expect((await first.read(START, bytes.length, first.writeLsn)).equals(bytes)).toBe(true);
+    } finally {
+      await second?.close();
+      rmSync(otherDir, { recursive: true, force: true });
+    }
   });
 
   it('reads across a segment boundary, clamped to upTo, and refuses WAL before the start', async () => {
