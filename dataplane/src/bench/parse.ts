@@ -58,8 +58,10 @@ export interface BenchReport {
   primaryAlone?: PgbenchResult;
   receivewalSync?: PgbenchResult;
   walkeeper?: PgbenchResult;
-  /** (b) and (c) run alternately, one pair per round; the rows above combine the rounds */
-  rounds?: { receivewalSync?: PgbenchResult; walkeeper?: PgbenchResult }[];
+  /** PostgreSQL's own quorum commit to three pg_receivewal: what any 3-copy quorum costs here */
+  receivewalQuorum?: PgbenchResult;
+  /** (b), (c) and (d) run in turn, once per round; the rows above combine the rounds */
+  rounds?: { receivewalSync?: PgbenchResult; walkeeper?: PgbenchResult; receivewalQuorum?: PgbenchResult }[];
   ingest?: IngestResult;
   fio?: FioResult;
   fioSeconds?: number;
@@ -123,12 +125,15 @@ export function formatBenchReport(r: BenchReport): string {
     row("(a) primary alone (synchronous_standby_names='')", r.primaryAlone),
     row("(b) pg_receivewal --synchronous as sync standby ('recv')", r.receivewalSync),
     row("(c) walkeeper, 3 safekeepers ('walkeeper_proposer')", r.walkeeper),
+    row("(d) 3 pg_receivewal --synchronous, quorum ('ANY 2 (recv1, recv2, recv3)')", r.receivewalQuorum),
     '',
     `| ratio | value | target |`,
     '|---|---:|---|',
     `| (c)/(b) TPS | ${f(cb, 3)} | >= 0.8 ${cb === undefined ? '' : cb >= 0.8 ? '(met)' : '(NOT met)'} |`,
     `| (c)/(a) TPS | ${f(ratio(r.walkeeper?.tps, r.primaryAlone?.tps), 3)} | |`,
     `| (b)/(a) TPS | ${f(ratio(r.receivewalSync?.tps, r.primaryAlone?.tps), 3)} | |`,
+    `| (c)/(d) TPS: walkeeper vs PostgreSQL's own quorum commit | ${f(ratio(r.walkeeper?.tps, r.receivewalQuorum?.tps), 3)} | |`,
+    `| (d)/(b) TPS: what a third copy and a quorum cost here | ${f(ratio(r.receivewalQuorum?.tps, r.receivewalSync?.tps), 3)} | |`,
     '',
     '## CPU while pgbench ran (replication processes only; PostgreSQL and pgbench not counted)',
     '',
@@ -137,6 +142,7 @@ export function formatBenchReport(r: BenchReport): string {
     cpuRow('(a) primary alone', r.primaryAlone),
     cpuRow('(b) pg_receivewal', r.receivewalSync),
     cpuRow('(c) walkeeper', r.walkeeper),
+    cpuRow('(d) 3 pg_receivewal, quorum', r.receivewalQuorum),
     '',
     '## safekeeper raw ingest vs the disk (same directory)',
     '',
@@ -147,14 +153,16 @@ export function formatBenchReport(r: BenchReport): string {
     `| ingest / fio | ${f(ratio(ingestMBs, fioMBs), 2)} | |`,
   ];
   if (r.rounds && r.rounds.length > 1) {
-    lines.push('', `## (b) and (c) alternated, ${r.rounds.length} rounds (the rows above combine them)`, '', '| round | (b) TPS | (c) TPS | (c)/(b) |', '|---:|---:|---:|---:|');
-    r.rounds.forEach((x, i) => lines.push(`| ${i + 1} | ${f(x.receivewalSync?.tps)} | ${f(x.walkeeper?.tps)} | ${f(ratio(x.walkeeper?.tps, x.receivewalSync?.tps), 3)} |`));
+    lines.push('', `## (b), (c) and (d) in turn, ${r.rounds.length} rounds (the rows above combine them)`, '', '| round | (b) TPS | (c) TPS | (d) TPS | (c)/(b) | (c)/(d) |', '|---:|---:|---:|---:|---:|---:|');
+    r.rounds.forEach((x, i) =>
+      lines.push(`| ${i + 1} | ${f(x.receivewalSync?.tps)} | ${f(x.walkeeper?.tps)} | ${f(x.receivewalQuorum?.tps)} | ${f(ratio(x.walkeeper?.tps, x.receivewalSync?.tps), 3)} | ${f(ratio(x.walkeeper?.tps, x.receivewalQuorum?.tps), 3)} |`),
+    );
   }
   if (r.errors.length) lines.push('', '### errors', '', ...r.errors.map((e) => `- ${e.split('\n')[0]}`));
   return lines.join('\n');
 }
 
-export const BENCH_STEPS = ['a', 'b', 'c', 'ingest', 'fio'] as const;
+export const BENCH_STEPS = ['a', 'b', 'c', 'd', 'ingest', 'fio'] as const;
 export type BenchStep = (typeof BENCH_STEPS)[number];
 
 export interface BenchArgs {
@@ -165,7 +173,7 @@ export interface BenchArgs {
   only?: BenchStep[];
 }
 
-const BENCH_USAGE = 'bench [--seconds N] [--scale S] [--disk-seconds N] [--rounds N] [--only a,b,c,ingest,fio]';
+const BENCH_USAGE = 'bench [--seconds N] [--scale S] [--disk-seconds N] [--rounds N] [--only a,b,c,d,ingest,fio]';
 
 /** `bench [--seconds N] [--scale S] [--disk-seconds N] [--rounds N] [--only steps]` */
 export function parseBenchArgs(argv: string[]): BenchArgs {

@@ -1,6 +1,7 @@
 // The benchmark: pgbench on one PostgreSQL server (a) alone, (b) with pg_receivewal
-// --synchronous as its synchronous standby, (c) through walkeeper's 3 safekeepers; then a
-// safekeeper's raw ingest rate against fio on the same disk.
+// --synchronous as its synchronous standby, (c) through walkeeper's 3 safekeepers, (d) with
+// PostgreSQL's own quorum commit to three pg_receivewal (the same copies and fdatasyncs as
+// (c), in stock C code); then a safekeeper's raw ingest rate against fio on the same disk.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { parseLsn, segmentNo } from '../common/lsn.js';
 import { httpGet, httpPost, waitFor, type LocalCluster } from '../local/cluster.js';
 import { ensureDirFor, processAlive, sleep, type RunAs } from '../local/postgres.js';
 import { ManagedProcess } from '../local/process.js';
-import { EXTRA_PORT, killCluster, newTempCluster, runOk, timestamped } from '../torture/env.js';
+import { EXTRA_PORT, killCluster, newTempCluster, runOk, safekeeperTimeline, timestamped } from '../torture/env.js';
 import { measureIngest } from './ingest.js';
 import { combineRuns, formatBenchReport, parseFioJson, parsePgbench, type BenchReport, type BenchStep, type PgbenchResult } from './parse.js';
 import { cpuBetween, sampleCpu } from './cpu.js';
@@ -20,7 +21,7 @@ export interface BenchOptions {
   jobs?: number;
   /** fio and ingest duration; default min(20, seconds) */
   diskSeconds?: number;
-  /** (b) and (c) alternate this many times, so both see the same machine weather; default 1 */
+  /** (b), (c) and (d) run in turn this many times, so all see the same machine weather; default 1 */
   rounds?: number;
   /** run only these steps; default all */
   only?: BenchStep[];
@@ -32,6 +33,9 @@ export interface BenchOptions {
 
 const INGEST_SLOT = 'bench_ingest';
 const RECV_SLOT = 'bench_recv';
+/** (d)'s three receivers: application name and slot */
+const QUORUM_RECEIVERS = ['recv1', 'recv2', 'recv3'];
+const QUORUM_NAMES = `ANY 2 (${QUORUM_RECEIVERS.join(', ')})`;
 
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const log = timestamped(Date.now(), opts.log ?? ((l) => process.stderr.write(l + '\n')));
@@ -42,7 +46,11 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const dir = cluster.baseDir;
   log(`bench: cluster in ${dir}`);
   const pg = cluster.postgres;
-  let recv: ChildProcess | undefined;
+  /** pg_receivewal processes running now (killed on the way out whatever happens) */
+  const receivers: ChildProcess[] = [];
+  const stopReceivers = async () => {
+    for (const child of receivers.splice(0)) await stopChild(child);
+  };
   const ingestSk = new ManagedProcess('ingest safekeeper', join(dir, 'run', 'ingest-sk.pid'), join(dir, 'logs', 'ingest-sk.log'));
   const wanted = (s: BenchStep) => !opts.only || opts.only.includes(s);
   const step = async (name: string, fn: () => Promise<void>) => {
@@ -86,23 +94,20 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const rounds = opts.rounds ?? 1;
     const runsB: PgbenchResult[] = [];
     const runsC: PgbenchResult[] = [];
+    const runsD: PgbenchResult[] = [];
     for (let round = 0; round < rounds; round++) {
       const suffix = rounds > 1 ? ` [round ${round + 1}/${rounds}]` : '';
       const thisRound: NonNullable<BenchReport['rounds']>[number] = {};
       if (wanted('b')) {
         await step(`(b) pg_receivewal --synchronous${suffix}`, async () => {
           await cluster.stopProposer();
-          pg.psql(`SELECT pg_create_physical_replication_slot('${RECV_SLOT}', true)`);
-          const recvDir = join(dir, 'recv');
-          rmSync(recvDir, { recursive: true, force: true });
-          ensureDirFor(recvDir, runAs);
-          recv = startReceivewal(cluster, recvDir, runAs, join(dir, 'logs', 'pg_receivewal.log'));
+          const recv = startReceiver(cluster, RECV_SLOT, 'recv', join(dir, 'recv'), runAs);
+          receivers.push(recv);
           setSyncNames(cluster, 'recv');
           await waitForSyncStandby(cluster, 'recv');
           thisRound.receivewalSync = await bench(`(b) pg_receivewal --synchronous, synchronous_standby_names='recv'${suffix}`, new Map([['pg_receivewal', recv.pid]]));
           runsB.push(thisRound.receivewalSync);
-          await stopChild(recv);
-          recv = undefined;
+          await stopReceivers();
           pg.psql(`SELECT pg_drop_replication_slot('${RECV_SLOT}')`);
         });
       }
@@ -112,16 +117,35 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
           await cluster.startProposer();
           await cluster.waitForQuorum();
           await waitForSyncStandby(cluster, 'walkeeper_proposer');
+          await waitForSafekeepersCaughtUp(cluster);
           const pids = new Map<string, number | undefined>([['proposer', cluster.proposerProcess.pid]]);
           for (const sk of cluster.config.safekeepers) pids.set(`sk${sk.id}`, cluster.safekeeperProcess(sk.id).pid);
           thisRound.walkeeper = await bench(`(c) walkeeper, 3 safekeepers, synchronous_standby_names='walkeeper_proposer'${suffix}`, pids);
           runsC.push(thisRound.walkeeper);
         });
       }
+      if (wanted('d')) {
+        await step(`(d) 3 pg_receivewal, quorum${suffix}`, async () => {
+          await cluster.stopProposer();
+          const pids = new Map<string, number | undefined>();
+          for (const name of QUORUM_RECEIVERS) {
+            const child = startReceiver(cluster, `bench_${name}`, name, join(dir, name), runAs);
+            receivers.push(child);
+            pids.set(name, child.pid);
+          }
+          setSyncNames(cluster, QUORUM_NAMES);
+          for (const name of QUORUM_RECEIVERS) await waitForSyncStandby(cluster, name, 'quorum', QUORUM_NAMES);
+          thisRound.receivewalQuorum = await bench(`(d) 3 pg_receivewal --synchronous, synchronous_standby_names='${QUORUM_NAMES}'${suffix}`, pids);
+          runsD.push(thisRound.receivewalQuorum);
+          await stopReceivers();
+          for (const name of QUORUM_RECEIVERS) pg.psql(`SELECT pg_drop_replication_slot('bench_${name}')`);
+        });
+      }
       (report.rounds ??= []).push(thisRound);
     }
     report.receivewalSync = combineRuns(runsB);
     report.walkeeper = combineRuns(runsC);
+    report.receivewalQuorum = combineRuns(runsD);
 
     if (wanted('ingest')) await step('safekeeper ingest', async () => {
       const endLsn = parseLsn(pg.psql('SELECT pg_current_wal_flush_lsn()'));
@@ -160,7 +184,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     report.errors.push((err as Error).message);
     log(`bench: ERROR ${(err as Error).message}`);
   } finally {
-    if (recv) await stopChild(recv);
+    await stopReceivers();
     await ingestSk.kill().catch(() => undefined);
     await killCluster(cluster);
     if (report.errors.length) log(`bench: kept ${dir} (logs in ${join(dir, 'logs')})`);
@@ -180,16 +204,36 @@ function setSyncNames(cluster: LocalCluster, names: string): void {
   cluster.postgres.psql('SELECT pg_reload_conf()');
 }
 
-async function waitForSyncStandby(cluster: LocalCluster, applicationName: string): Promise<void> {
-  await waitFor(`${applicationName} to be PostgreSQL's synchronous standby`, 30_000, async () =>
-    cluster.postgres.psql(`SELECT count(*) FROM pg_stat_replication WHERE application_name = '${applicationName}' AND sync_state = 'sync'`) === '1' &&
-    cluster.postgres.psql('SHOW synchronous_standby_names') === applicationName,
+/** Waits until `applicationName` streams with `state` and PostgreSQL runs with `names`. */
+async function waitForSyncStandby(cluster: LocalCluster, applicationName: string, state: 'sync' | 'quorum' = 'sync', names = applicationName): Promise<void> {
+  await waitFor(`${applicationName} to be PostgreSQL's ${state} standby`, 30_000, async () =>
+    cluster.postgres.psql(`SELECT count(*) FROM pg_stat_replication WHERE application_name = '${applicationName}' AND sync_state = '${state}'`) === '1' &&
+    cluster.postgres.psql('SHOW synchronous_standby_names') === names,
   );
 }
 
-function startReceivewal(cluster: LocalCluster, dir: string, runAs: RunAs | undefined, logFile: string): ChildProcess {
-  const conn = `host=${cluster.config.host} port=${cluster.config.postgres.port} user=postgres application_name=recv`;
-  const child = spawn(join(cluster.postgres.binDir, 'pg_receivewal'), ['--synchronous', '-S', RECV_SLOT, '-D', dir, '-d', conn, '--no-password'], {
+/**
+ * The safekeepers missed the WAL of the other setups' runs while the proposer was stopped;
+ * catching up must not be billed to (c)'s run.
+ */
+async function waitForSafekeepersCaughtUp(cluster: LocalCluster): Promise<void> {
+  const target = parseLsn(cluster.postgres.psql('SELECT pg_current_wal_flush_lsn()'));
+  await waitFor('every safekeeper to catch up with PostgreSQL', 300_000, async () => {
+    for (const sk of cluster.config.safekeepers) {
+      const flush = (await safekeeperTimeline(cluster, sk.id))?.flush_lsn;
+      if (flush === undefined || parseLsn(flush) < target) return false;
+    }
+    return true;
+  });
+}
+
+/** A new slot and an empty directory, and pg_receivewal --synchronous streaming into it as `name`. */
+function startReceiver(cluster: LocalCluster, slot: string, name: string, dir: string, runAs: RunAs | undefined): ChildProcess {
+  cluster.postgres.psql(`SELECT pg_create_physical_replication_slot('${slot}', true)`);
+  rmSync(dir, { recursive: true, force: true });
+  ensureDirFor(dir, runAs);
+  const conn = `host=${cluster.config.host} port=${cluster.config.postgres.port} user=postgres application_name=${name}`;
+  const child = spawn(join(cluster.postgres.binDir, 'pg_receivewal'), ['--synchronous', '-S', slot, '-D', dir, '-d', conn, '--no-password'], {
     uid: runAs?.uid,
     gid: runAs?.gid,
     cwd: '/',
@@ -200,7 +244,7 @@ function startReceivewal(cluster: LocalCluster, dir: string, runAs: RunAs | unde
     tail = (tail + d.toString()).slice(-4000);
   });
   child.on('exit', (code, signal) => {
-    if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGINT') process.stderr.write(`pg_receivewal exited (code ${code}, signal ${signal}); its log (${logFile}):\n${tail}\n`);
+    if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGINT') process.stderr.write(`pg_receivewal ${name} exited (code ${code}, signal ${signal}); its last output:\n${tail}\n`);
   });
   return child;
 }

@@ -34,15 +34,18 @@ test('fio JSON gives write bandwidth, IOPS and the mean fdatasync latency', () =
   expect(parseFioJson(json)).toEqual({ bwBytes: 52_428_800, iops: 400, syncMeanUs: 2000 });
 });
 
-test('the report has the three setups, the c/b ratio against its target and the ingest rows', () => {
+test('the report has the four setups, the c/b ratio against its target, c/d and d/b, and the ingest rows', () => {
   const p = (tps: number) => ({ tps, latencyMs: 8 / tps * 1000, transactions: tps * 30, failed: 0, raw: [] });
   const text = formatBenchReport({
     seconds: 30, scale: 10, clients: 8, jobs: 2,
-    primaryAlone: p(1400), receivewalSync: p(1000), walkeeper: p(900),
+    primaryAlone: p(1400), receivewalSync: p(1000), walkeeper: p(900), receivewalQuorum: p(600),
     ingest: { bytes: 200e6, seconds: 2, appendRequests: 1526, stoppedBy: 'wal' },
     fio: { bwBytes: 50e6, iops: 381 }, fioSeconds: 20, errors: [],
   });
   expect(text).toMatch(/\(c\)\/\(b\) TPS \| 0\.900 \| >= 0\.8 \(met\)/);
+  expect(text).toMatch(/\| \(d\) 3 pg_receivewal --synchronous, quorum \('ANY 2 \(recv1, recv2, recv3\)'\) \| 600\.0 \|/);
+  expect(text).toMatch(/\(c\)\/\(d\) TPS: walkeeper vs PostgreSQL's own quorum commit \| 1\.500 \|/);
+  expect(text).toMatch(/\(d\)\/\(b\) TPS: what a third copy and a quorum cost here \| 0\.600 \|/);
   expect(text).toMatch(/\| 100\.0 \| 200\.0 MB in 2\.00 s/);
   expect(text).toMatch(/fio .* \| 50\.0 \|/);
   expect(text).toMatch(/ingest \/ fio \| 2\.00/);
@@ -52,7 +55,7 @@ test('bench arguments', () => {
   expect(parseBenchArgs([])).toEqual({ seconds: 30, scale: 10 });
   expect(parseBenchArgs(['--seconds', '5'])).toEqual({ seconds: 5, scale: 10 });
   expect(() => parseBenchArgs(['--seconds', 'x'])).toThrow(/positive integer/);
-  expect(parseBenchArgs(['--rounds', '3', '--only', 'b,c'])).toEqual({ seconds: 30, scale: 10, rounds: 3, only: ['b', 'c'] });
+  expect(parseBenchArgs(['--rounds', '3', '--only', 'b,c,d'])).toEqual({ seconds: 30, scale: 10, rounds: 3, only: ['b', 'c', 'd'] });
   expect(() => parseBenchArgs(['--only', 'b,x'])).toThrow(/unknown: x/);
   expect(() => parseBenchArgs(['--only'])).toThrow(/comma-separated list/);
   expect(() => parseBenchArgs(['--round', '2'])).toThrow(/unknown argument "--round"/);
@@ -70,13 +73,13 @@ test('rounds combine into mean TPS, transaction-weighted latency and summed CPU;
   expect(combineRuns([])).toBeUndefined();
   const text = formatBenchReport({
     seconds: 10, scale: 10, clients: 8, jobs: 2, walkeeper: c, receivewalSync: run(1000, 8, 15_000, 0.3),
-    rounds: [{ walkeeper: run(1000, 8, 10_000, 2), receivewalSync: run(2000, 4, 10_000, 0.2) }, { walkeeper: run(500, 16, 5_000, 1) }],
+    rounds: [{ walkeeper: run(1000, 8, 10_000, 2), receivewalSync: run(2000, 4, 10_000, 0.2), receivewalQuorum: run(1250, 6, 10_000, 0.6) }, { walkeeper: run(500, 16, 5_000, 1) }],
     errors: [],
   });
   // 3 CPU s over 15,000 transactions = 200 µs each
   expect(text).toMatch(/\| \(c\) walkeeper \| 3\.0 \| 200 \| 50% \| proposer 3\.0 \|/);
-  expect(text).toMatch(/\| 1 \| 2000\.0 \| 1000\.0 \| 0\.500 \|/);
-  expect(text).toMatch(/\| 2 \| - \| 500\.0 \| - \|/);
+  expect(text).toMatch(/\| 1 \| 2000\.0 \| 1000\.0 \| 1250\.0 \| 0\.500 \| 0\.800 \|/);
+  expect(text).toMatch(/\| 2 \| - \| 500\.0 \| - \| - \| - \|/);
 });
 
 test('CPU accounting reads utime+stime from /proc/<pid>/stat and busy time from /proc/stat', () => {
