@@ -13,18 +13,11 @@ import {
   lastPersisted,
   makeAcceptor,
   replyOf,
+  thrownCode,
   vote,
 } from './fixtures.js';
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof AcceptorError) return e.code;
-    throw e;
-  }
-  throw new Error('expected an AcceptorError');
-}
+const code = (fn: () => unknown): string => thrownCode(AcceptorError, fn);
 
 /** Greets and votes on a new connection; returns its id. */
 function voteOn(a: Acceptor, term: number) {

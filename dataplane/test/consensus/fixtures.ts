@@ -75,3 +75,14 @@ export function lastPersisted(effects: AcceptorEffect[]): AcceptorPersistentStat
   if (!p || p.kind !== 'persist') throw new Error('no persist effect');
   return p.state;
 }
+
+/** The `code` of the error that fn throws, which must be a `type`. */
+export function thrownCode(type: abstract new (...args: never[]) => Error & { code: string }, fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof type) return e.code;
+    throw e;
+  }
+  throw new Error(`expected a ${type.name}`);
+}

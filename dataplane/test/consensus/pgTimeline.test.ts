@@ -10,7 +10,7 @@ import {
   PgTimelineError,
   type PgTimelineHistory,
 } from '../../src/consensus/pgTimeline.js';
-import { L } from './fixtures.js';
+import { L, thrownCode } from './fixtures.js';
 
 // As PostgreSQL writes them: TLI 2's file, then TLI 3's = TLI 2's + "\n" + a line for TLI 2.
 const TLI2_FILE = '1\t0/40037D8\tno recovery target specified\n';
@@ -21,15 +21,7 @@ const HISTORY3: PgTimelineHistory = [
   { tli: 3, startLsn: L('0/6000100') },
 ];
 
-function errorCode(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof PgTimelineError) return e.code;
-    throw e;
-  }
-  throw new Error('expected a PgTimelineError');
-}
+const errorCode = (fn: () => unknown): string => thrownCode(PgTimelineError, fn);
 
 describe('history files', () => {
   it('names files as PostgreSQL does', () => {

@@ -7,21 +7,13 @@ import type { Acceptor } from '../../src/consensus/acceptor.js';
 import type { AcceptorMessage, ProposerPgTimeline } from '../../src/consensus/messages.js';
 import { Proposer, type ProposerEffect } from '../../src/consensus/proposer.js';
 import type { PgTimelineInfo } from '../../src/consensus/pgTimeline.js';
-import { append, elected, freshState, greeting, h, kinds, L, lastPersisted, makeAcceptor, replyOf, SEG, TENANT, TIMELINE, vote } from './fixtures.js';
+import { append, elected, freshState, greeting, h, kinds, L, lastPersisted, makeAcceptor, replyOf, SEG, TENANT, TIMELINE, thrownCode, vote } from './fixtures.js';
 
 const TLI2_FILE = '1\t0/2000\tno recovery target specified\n';
 const TLI2: PgTimelineInfo = { tli: 2, startLsn: L('0/2000'), historyFile: TLI2_FILE };
 const pgTimeline = (term: number, info: PgTimelineInfo): ProposerPgTimeline => ({ tag: 'pg_timeline', generation: 0, term: BigInt(term), ...info });
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof AcceptorError) return e.code;
-    throw e;
-  }
-  throw new Error('expected an AcceptorError');
-}
+const code = (fn: () => unknown): string => thrownCode(AcceptorError, fn);
 
 /** An acceptor holding WAL 0/1000..0/2000 of term 1, elected on connection c. */
 function acceptorAt2000(): { a: Acceptor; c: number } {

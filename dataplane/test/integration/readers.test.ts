@@ -5,12 +5,12 @@ import { jest } from '@jest/globals';
 import type pg from 'pg';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, openSync, readSync, closeSync, readdirSync, writeFileSync, chownSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync, chownSync } from 'node:fs';
 import { join } from 'node:path';
-import { LocalCluster, httpGet } from '../../src/local/cluster.js';
+import type { LocalCluster } from '../../src/local/cluster.js';
 import { parseLsn, formatLsn, segmentStart, parseWalFileName, DEFAULT_WAL_SEG_SIZE } from '../../src/common/lsn.js';
 import { PostgresServer } from '../../src/local/postgres.js';
-import { newTestCluster, destroyTestCluster, freePortBase } from '../helpers/cluster.js';
+import { newTestCluster, destroyTestCluster, freePortBase, readRange, readerConnInfo, timelineStatus } from '../helpers/cluster.js';
 import { pgConnect } from '../helpers/pg.js';
 
 const run = promisify(execFile);
@@ -20,26 +20,8 @@ let cluster: LocalCluster;
 let client: pg.Client;
 let standby: PostgresServer | undefined;
 
-function readRange(file: string, offset: number, length: number): Buffer {
-  const fd = openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const n = readSync(fd, buf, 0, length, offset);
-    return buf.subarray(0, n);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function readerConnString(skId: number): string {
-  const c = cluster.config;
-  return `host=127.0.0.1 port=${cluster.safekeeperAddr(skId).pg_port} user=postgres options='-c tenant_id=${c.tenant_id} -c timeline_id=${c.timeline_id}'`;
-}
-
 async function commitLsnOn(skId: number): Promise<bigint> {
-  const c = cluster.config;
-  const r = await httpGet(`${cluster.httpUrl(skId)}/v1/tenants/${c.tenant_id}/timelines/${c.timeline_id}`);
-  return parseLsn(JSON.parse(r.text).commit_lsn);
+  return parseLsn((await timelineStatus(cluster, skId)).commit_lsn as string);
 }
 
 beforeAll(async () => {
@@ -64,7 +46,7 @@ test('pg_receivewal writes segments byte-identical to the primary for the commit
   const dir = join(cluster.baseDir, 'receivewal');
   mkdirSync(dir);
   const bin = cluster.postgres.binDir;
-  await run(join(bin, 'pg_receivewal'), ['-D', dir, '-d', readerConnString(2), '--endpos', formatLsn(endpos), '--no-loop', '-n'], { timeout: 60_000 });
+  await run(join(bin, 'pg_receivewal'), ['-D', dir, '-d', readerConnInfo(cluster, 2), '--endpos', formatLsn(endpos), '--no-loop', '-n'], { timeout: 60_000 });
   const files = readdirSync(dir).filter((f) => /^[0-9A-F]{24}(\.partial)?$/.test(f));
   expect(files.length).toBeGreaterThan(0);
   let compared = 0;
@@ -100,7 +82,7 @@ test('a stock hot standby streaming from a safekeeper replays the primary\'s dat
     unix_socket_directories: `'${join(cluster.baseDir, 'standby')}'`,
     hot_standby: 'on',
     synchronous_standby_names: `''`,
-    primary_conninfo: `'${readerConnString(1).replace(/'/g, "''")} application_name=standby1'`,
+    primary_conninfo: `'${readerConnInfo(cluster, 1).replace(/'/g, "''")} application_name=standby1'`,
   });
   writeFileSync(join(dataDir, 'standby.signal'), '');
   if (runAs) chownSync(join(dataDir, 'standby.signal'), runAs.uid, runAs.gid);
