@@ -260,7 +260,8 @@ export class WalStore {
     // is the only one that can hold unsynced bytes below upTo.
     if (segment) {
       segment.pins++;
-      const inline = this.syncMode === 'fsync' && this.syncPolicy !== undefined && this.syncPolicy.syncInline(this, performance.now());
+      const unsynced = Number(upTo - this.durablePos);
+      const inline = this.syncMode === 'fsync' && this.syncPolicy !== undefined && this.syncPolicy.syncInline(this, performance.now(), unsynced);
       const started = performance.now();
       try {
         await this.fsync(segment.fh, 'wal_flush', segment.path, true, inline);

@@ -280,12 +280,12 @@ describe('WalStore', () => {
   });
 
   it('with a sync policy, a lone store fdatasyncs on the event loop and two busy stores use the thread pool', async () => {
-    const decisions: { store: string; inline: boolean }[] = [];
+    const decisions: { store: string; inline: boolean; bytes: number }[] = [];
     const timed: number[] = [];
     class RecordingPolicy extends SyncPolicy {
-      override syncInline(owner: object, now: number): boolean {
-        const inline = super.syncInline(owner, now);
-        decisions.push({ store: owner === first ? 'first' : 'second', inline });
+      override syncInline(owner: object, now: number, bytes: number): boolean {
+        const inline = super.syncInline(owner, now, bytes);
+        decisions.push({ store: owner === first ? 'first' : 'second', inline, bytes });
         return inline;
       }
       override inlineSyncTook(ms: number, now: number): void {
@@ -293,7 +293,7 @@ describe('WalStore', () => {
         super.inlineSyncTook(ms, now);
       }
     }
-    const policy = new RecordingPolicy();
+    const policy = new RecordingPolicy({ maxInlineBytes: 120_000 });
     const b = stream(300000);
     const bytes = b.bytes();
     const first: WalStore = track(await WalStore.open(dir, options({ syncMode: 'fsync', syncPolicy: policy })));
@@ -301,7 +301,7 @@ describe('WalStore', () => {
     const cut2 = b.records[Math.floor((2 * b.records.length) / 3)].start;
     const part = (from: Lsn, to: Lsn) => bytes.subarray(Number(from - START), Number(to - START));
     await appendAndFlush(first, START, part(START, cut1));
-    expect(decisions).toEqual([{ store: 'first', inline: true }]);
+    expect(decisions).toEqual([{ store: 'first', inline: true, bytes: Number(cut1 - START) }]);
     expect(timed).toHaveLength(1);
 
     const otherDir = mkdtempSync(join(tmpdir(), 'walkeeper-walstore-'));
@@ -310,17 +310,32 @@ describe('WalStore', () => {
       second = await WalStore.open(otherDir, options({ syncMode: 'fsync', syncPolicy: policy }));
       await appendAndFlush(second, START, bytes.subarray(0, 10000));
       await appendAndFlush(first, cut1, part(cut1, cut2));
-      expect(decisions.slice(1)).toEqual([{ store: 'second', inline: false }, { store: 'first', inline: false }]);
+      expect(decisions.slice(1).map(({ store, inline }) => ({ store, inline }))).toEqual([{ store: 'second', inline: false }, { store: 'first', inline: false }]);
       expect(timed).toHaveLength(1); // pool syncs are not timed as inline ones
       // once the other store is closed, the first has the process to itself again
       await second.close();
       expect(await appendAndFlush(first, cut2, part(cut2, b.position))).toBe(b.records[b.records.length - 1].end);
-      expect(decisions.slice(3)).toEqual([{ store: 'first', inline: true }]);
+      expect(decisions.slice(3)).toEqual([{ store: 'first', inline: true, bytes: Number(b.position - cut2) }]);
       expect((await first.read(START, bytes.length, first.writeLsn)).equals(bytes)).toBe(true);
     } finally {
       await second?.close();
       rmSync(otherDir, { recursive: true, force: true });
     }
+  });
+
+  it('with a sync policy, a flush bigger than its maxInlineBytes goes to the thread pool even for a lone store', async () => {
+    const decisions: boolean[] = [];
+    class RecordingPolicy extends SyncPolicy {
+      override syncInline(owner: object, now: number, bytes: number): boolean {
+        const inline = super.syncInline(owner, now, bytes);
+        decisions.push(inline);
+        return inline;
+      }
+    }
+    const b = stream(200_000);
+    const store = track(await WalStore.open(dir, options({ syncMode: 'fsync', syncPolicy: new RecordingPolicy({ maxInlineBytes: 100_000 }) })));
+    expect(await appendAndFlush(store, START, b.bytes())).toBe(b.records[b.records.length - 1].end);
+    expect(decisions).toEqual([false]);
   });
 
   it('reads across a segment boundary, clamped to upTo, and refuses WAL before the start', async () => {
