@@ -3,9 +3,10 @@
 // wakes, then the event loop wakes for the completion — which on a 2-core VM are among the
 // dearest things a commit does: with pgbench -N -c 8 through 3 safekeepers, syncing small
 // flushes on the event loop cut walkeeper's CPU per transaction by ~15% (646 -> 550 µs,
-// alternated three times in one cluster). But an event loop blocked in fdatasync serves nobody else: another
-// tenant's appends, readers, /healthz all wait, and concurrent fdatasyncs on one device
-// would have been merged by the block layer into fewer cache flushes.
+// alternated three times in one cluster). But an event loop blocked in fdatasync serves
+// nobody else: another tenant's appends, readers, /healthz all wait, and concurrent
+// fdatasyncs on one device would have been merged by the block layer into fewer cache
+// flushes.
 //
 // Bulk WAL is the other way round: with 128 KiB appends, the pool's fdatasync overlaps with
 // receiving and writing the next batch, and syncing inline cut the safekeeper's ingest from
