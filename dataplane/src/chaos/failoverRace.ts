@@ -145,7 +145,7 @@ export async function runFailoverRace(log: Log = () => undefined): Promise<Failo
     const sk2 = topo.nodes.get('sk2')!;
     standby = await createStandby({
       primaryHost: pg1Host, primaryPort: pgPort, dir: join(dir, 'pg2'), host: pg2Node.ip, port: pgPort, binDir: nc.cluster.postgres.binDir,
-      safekeeperConnInfo: `host=${sk2.ip} port=${nc.cluster.safekeeperAddr(2).pg_port} user=postgres options='-c tenant_id=${cfg.tenant_id} -c timeline_id=${cfg.timeline_id}'`,
+      safekeeperConnInfo: nc.cluster.readerConnInfo(2, sk2.ip),
       applicationName: 'pg2',
       settings: { synchronous_standby_names: `'walkeeper_proposer'`, synchronous_commit: 'on', wal_keep_size: `'256MB'`, max_wal_size: `'1GB'` },
       hba: [`host all all ${topo.subnet}.0/24 trust`, `host replication all ${topo.subnet}.0/24 trust`],

@@ -116,6 +116,15 @@ export class LocalCluster {
     return `http://${this.config.host}:${this.safekeeperAddr(id).http_port}`;
   }
 
+  /**
+   * libpq conninfo for a stock reader (pg_receivewal, a hot standby) of this cluster's
+   * timeline on safekeeper `id`; `host` when the member is reached at another address.
+   */
+  readerConnInfo(id: number, host = this.config.host): string {
+    const c = this.config;
+    return `host=${host} port=${this.safekeeperAddr(id).pg_port} user=postgres options='-c tenant_id=${c.tenant_id} -c timeline_id=${c.timeline_id}'`;
+  }
+
   get proposerUrl(): string {
     return `http://${this.config.host}:${this.config.proposer.http_port}`;
   }

@@ -46,8 +46,7 @@ export async function receiveWalFromSafekeeper(cluster: LocalCluster, safekeeper
   const seed = join(walDir, `${startWalFile}.partial`);
   writeFileSync(seed, '');
   if (runAs) chownSync(seed, runAs.uid, runAs.gid);
-  const sk = cluster.safekeeperAddr(safekeeperId);
-  const conn = `host=${cluster.config.host} port=${sk.pg_port} user=postgres options='-c tenant_id=${cluster.config.tenant_id} -c timeline_id=${cluster.config.timeline_id}'`;
+  const conn = cluster.readerConnInfo(safekeeperId);
   const bin = join(cluster.postgres.binDir, 'pg_receivewal');
   const r = await runOk('pg_receivewal', bin, ['-D', walDir, '-d', conn, '--endpos', formatLsn(endLsn - 1n), '--no-loop', '--no-password', '-v'], { runAs, timeoutMs: 180_000 });
   for (const f of readdirSync(walDir)) {

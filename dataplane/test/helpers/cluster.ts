@@ -3,7 +3,7 @@
 import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalCluster, defaultConfig, httpGet, portFree } from '../../src/local/cluster.js';
+import { LocalCluster, defaultConfig, portFree } from '../../src/local/cluster.js';
 import { chownSync } from 'node:fs';
 import { postgresIdentity } from '../../src/local/postgres.js';
 
@@ -39,19 +39,6 @@ export async function destroyTestCluster(cluster: LocalCluster | undefined): Pro
   await cluster.postgres.stop('immediate').catch(() => undefined);
   for (const sk of cluster.config.safekeepers) await cluster.killSafekeeper(sk.id).catch(() => undefined);
   if (!process.env.WALKEEPER_KEEP_TEST_DIRS) rmSync(cluster.baseDir, { recursive: true, force: true });
-}
-
-/** libpq conninfo for a stock reader (pg_receivewal, a standby) of the cluster's timeline on safekeeper `id`. */
-export function readerConnInfo(cluster: LocalCluster, id: number): string {
-  const c = cluster.config;
-  return `host=127.0.0.1 port=${cluster.safekeeperAddr(id).pg_port} user=postgres options='-c tenant_id=${c.tenant_id} -c timeline_id=${c.timeline_id}'`;
-}
-
-/** The cluster's timeline as safekeeper `id` reports it (GET /v1/tenants/:t/timelines/:l). */
-export async function timelineStatus(cluster: LocalCluster, id: number): Promise<Record<string, unknown>> {
-  const c = cluster.config;
-  const r = await httpGet(`${cluster.httpUrl(id)}/v1/tenants/${c.tenant_id}/timelines/${c.timeline_id}`);
-  return JSON.parse(r.text) as Record<string, unknown>;
 }
 
 /** Up to `length` bytes of `file` from `offset` (fewer at its end): WAL files compared byte for byte. */

@@ -15,7 +15,8 @@ import { PostgresServer, sleep } from '../../src/local/postgres.js';
 import { createStandby } from '../../src/local/standby.js';
 import { DEFAULT_WAL_SEG_SIZE, formatLsn, parseLsn, parseWalFileName, type Lsn } from '../../src/common/lsn.js';
 import { connectPg, PgServerError } from '../../src/protocol/pgClient.js';
-import { destroyTestCluster, freePortBase, newTestCluster, readRange, readerConnInfo, timelineStatus } from '../helpers/cluster.js';
+import { destroyTestCluster, freePortBase, newTestCluster, readRange } from '../helpers/cluster.js';
+import { safekeeperTimeline, type TimelineStatus } from '../../src/torture/env.js';
 import { pgConnect } from '../helpers/pg.js';
 
 jest.setTimeout(240_000);
@@ -32,6 +33,12 @@ let receiveDir: string;
 let switchpoint: Lsn;
 /** the new primary's commit LSN after its rows */
 let commitOnTli2: Lsn;
+
+async function timelineOn(id: number): Promise<TimelineStatus> {
+  const st = await safekeeperTimeline(cluster, id);
+  if (!st) throw new Error(`safekeeper ${id} did not report the timeline`);
+  return st;
+}
 
 async function proposer2Status(): Promise<Record<string, unknown> | undefined> {
   const r = await httpGet(`http://127.0.0.1:${ports + 5}/v1/status`).catch(() => undefined);
@@ -86,18 +93,18 @@ beforeAll(async () => {
   const runAs = cluster.postgres.runAs;
   if (runAs) chownSync(receiveDir, runAs.uid, runAs.gid);
   const log = openSync(join(cluster.baseDir, 'logs', 'pg_receivewal.log'), 'a');
-  receiver = spawn(join(cluster.postgres.binDir, 'pg_receivewal'), ['-D', receiveDir, '-d', readerConnInfo(cluster, 2), '-n', '-v', '--no-password'], { uid: runAs?.uid, gid: runAs?.gid, cwd: '/', stdio: ['ignore', log, log] });
+  receiver = spawn(join(cluster.postgres.binDir, 'pg_receivewal'), ['-D', receiveDir, '-d', cluster.readerConnInfo(2), '-n', '-v', '--no-password'], { uid: runAs?.uid, gid: runAs?.gid, cwd: '/', stdio: ['ignore', log, log] });
   closeSync(log);
 
   // the future primary follows safekeeper 1; a plain reader standby follows safekeeper 3
   newPrimary = await createStandby({
     primaryHost: '127.0.0.1', primaryPort: cluster.config.postgres.port, dir: join(cluster.baseDir, 'pg2'), host: '127.0.0.1', port: ports + 1,
-    safekeeperConnInfo: readerConnInfo(cluster, 1), applicationName: 'pg2',
+    safekeeperConnInfo: cluster.readerConnInfo(1), applicationName: 'pg2',
     settings: { synchronous_standby_names: `'walkeeper_proposer'`, synchronous_commit: 'on', wal_keep_size: `'256MB'` },
   });
   readerStandby = await createStandby({
     primaryHost: '127.0.0.1', primaryPort: cluster.config.postgres.port, dir: join(cluster.baseDir, 'pg3'), host: '127.0.0.1', port: ports + 2,
-    safekeeperConnInfo: readerConnInfo(cluster, 3), applicationName: 'pg3', settings: { synchronous_standby_names: `''` },
+    safekeeperConnInfo: cluster.readerConnInfo(3), applicationName: 'pg3', settings: { synchronous_standby_names: `''` },
   });
   await newPrimary.start();
   await readerStandby.start();
@@ -117,7 +124,7 @@ afterAll(async () => {
 test('a --promote proposer promotes a standby following a safekeeper: timeline 2 starts where the quorum\'s WAL ends', async () => {
   // the old primary's proposer is gone (killed; the chaos scenario partitions it instead)
   await cluster.killProposer();
-  const before = await timelineStatus(cluster, 1);
+  const before = await timelineOn(1);
   proposer2 = new ManagedProcess('proposer2', join(cluster.baseDir, 'run', 'proposer2.pid'), join(cluster.baseDir, 'logs', 'proposer2.log'));
   proposer2.start([
     'proposer', '--pg', `host=127.0.0.1 port=${ports + 1} user=postgres dbname=postgres`,
@@ -139,7 +146,7 @@ test('a --promote proposer promotes a standby following a safekeeper: timeline 2
   // the switch is recorded on every safekeeper, where the term started
   for (const sk of cluster.config.safekeepers) {
     const tl = await until(`safekeeper ${sk.id} to record timeline 2`, 30_000, async () => {
-      const s = await timelineStatus(cluster, sk.id);
+      const s = await timelineOn(sk.id);
       return s.pg_timeline === 2 ? s : undefined;
     });
     expect(tl.pg_timeline_history).toEqual([{ tli: 1, start_lsn: '0/0' }, { tli: 2, start_lsn: formatLsn(switchpoint) }]);
@@ -156,18 +163,18 @@ test('a --promote proposer promotes a standby following a safekeeper: timeline 2
   } finally {
     await pg2.end();
   }
-  await until('the commit LSN on safekeeper 2', 30_000, async () => parseLsn((await timelineStatus(cluster, 2)).commit_lsn as string) >= commitOnTli2);
+  await until('the commit LSN on safekeeper 2', 30_000, async () => parseLsn((await timelineOn(2)).commit_lsn as string) >= commitOnTli2);
 });
 
 test('the old primary\'s proposer, restarted, is fenced because a newer timeline exists, and changes nothing', async () => {
-  const before = await timelineStatus(cluster, 1);
+  const before = await timelineOn(1);
   await cluster.startProposer();
   const st = await until('the old proposer to be fenced', 60_000, async () => {
     const s = await cluster.proposerStatus();
     return s?.state === 'fenced' ? s : undefined;
   });
   expect(st.reason).toMatch(/holds PostgreSQL timeline 2 .* our PostgreSQL is on timeline 1: a newer primary was promoted/);
-  const after = await timelineStatus(cluster, 1);
+  const after = await timelineOn(1);
   expect(after.term).toBe(before.term);
   expect(parseLsn(after.flush_lsn as string)).toBeGreaterThanOrEqual(parseLsn(before.flush_lsn as string));
   expect((await proposer2Status())?.quorum_healthy).toBe(true);

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import type { LocalCluster } from '../../src/local/cluster.js';
 import { parseLsn, formatLsn, segmentStart, parseWalFileName, DEFAULT_WAL_SEG_SIZE } from '../../src/common/lsn.js';
 import { PostgresServer } from '../../src/local/postgres.js';
-import { newTestCluster, destroyTestCluster, freePortBase, readRange, readerConnInfo, timelineStatus } from '../helpers/cluster.js';
+import { newTestCluster, destroyTestCluster, freePortBase, readRange } from '../helpers/cluster.js';
+import { safekeeperTimeline } from '../../src/torture/env.js';
 import { pgConnect } from '../helpers/pg.js';
 
 const run = promisify(execFile);
@@ -21,7 +22,9 @@ let client: pg.Client;
 let standby: PostgresServer | undefined;
 
 async function commitLsnOn(skId: number): Promise<bigint> {
-  return parseLsn((await timelineStatus(cluster, skId)).commit_lsn as string);
+  const commit = (await safekeeperTimeline(cluster, skId))?.commit_lsn;
+  if (commit === undefined) throw new Error(`safekeeper ${skId} did not report its commit LSN`);
+  return parseLsn(commit);
 }
 
 beforeAll(async () => {
@@ -46,7 +49,7 @@ test('pg_receivewal writes segments byte-identical to the primary for the commit
   const dir = join(cluster.baseDir, 'receivewal');
   mkdirSync(dir);
   const bin = cluster.postgres.binDir;
-  await run(join(bin, 'pg_receivewal'), ['-D', dir, '-d', readerConnInfo(cluster, 2), '--endpos', formatLsn(endpos), '--no-loop', '-n'], { timeout: 60_000 });
+  await run(join(bin, 'pg_receivewal'), ['-D', dir, '-d', cluster.readerConnInfo(2), '--endpos', formatLsn(endpos), '--no-loop', '-n'], { timeout: 60_000 });
   const files = readdirSync(dir).filter((f) => /^[0-9A-F]{24}(\.partial)?$/.test(f));
   expect(files.length).toBeGreaterThan(0);
   let compared = 0;
@@ -82,7 +85,7 @@ test('a stock hot standby streaming from a safekeeper replays the primary\'s dat
     unix_socket_directories: `'${join(cluster.baseDir, 'standby')}'`,
     hot_standby: 'on',
     synchronous_standby_names: `''`,
-    primary_conninfo: `'${readerConnInfo(cluster, 1).replace(/'/g, "''")} application_name=standby1'`,
+    primary_conninfo: `'${cluster.readerConnInfo(1).replace(/'/g, "''")} application_name=standby1'`,
   });
   writeFileSync(join(dataDir, 'standby.signal'), '');
   if (runAs) chownSync(join(dataDir, 'standby.signal'), runAs.uid, runAs.gid);

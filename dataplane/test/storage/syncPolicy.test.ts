@@ -4,6 +4,16 @@ const { maxInlineBytes, busyWindowMs, slowMs, slowBackoffMs } = DEFAULT_SYNC_POL
 /** a flush of a few commits */
 const SMALL = 8192;
 
+/** Store a synced at 0, then b at 1, which therefore went to the pool. */
+function twoStoresSynced() {
+  const p = new SyncPolicy();
+  const a = {};
+  const b = {};
+  p.syncInline(a, 0, SMALL);
+  expect(p.syncInline(b, 1, SMALL)).toBe(false);
+  return { p, a, b };
+}
+
 describe('SyncPolicy: where a WAL fdatasync runs', () => {
   it('a store alone in the process syncs on the event loop, every time', () => {
     const p = new SyncPolicy();
@@ -30,11 +40,7 @@ describe('SyncPolicy: where a WAL fdatasync runs', () => {
   });
 
   it('a store that stopped syncing for a whole window no longer counts as busy', () => {
-    const p = new SyncPolicy();
-    const a = {};
-    const b = {};
-    p.syncInline(a, 0, SMALL);
-    expect(p.syncInline(b, 1, SMALL)).toBe(false);
+    const { p, a, b } = twoStoresSynced();
     // a fell silent at 0: b has the process to itself once a window has passed
     expect(p.syncInline(b, busyWindowMs - 1, SMALL)).toBe(false);
     expect(p.syncInline(b, busyWindowMs, SMALL)).toBe(true);
@@ -43,11 +49,7 @@ describe('SyncPolicy: where a WAL fdatasync runs', () => {
   });
 
   it('a closed store is forgotten at once', () => {
-    const p = new SyncPolicy();
-    const a = {};
-    const b = {};
-    p.syncInline(a, 0, SMALL);
-    expect(p.syncInline(b, 1, SMALL)).toBe(false);
+    const { p, a, b } = twoStoresSynced();
     p.forget(a);
     expect(p.syncInline(b, 2, SMALL)).toBe(true);
   });
