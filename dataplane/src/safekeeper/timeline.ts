@@ -6,7 +6,7 @@ import { Acceptor, type AcceptorEffect } from '../consensus/acceptor.js';
 import { AcceptorError } from '../consensus/errors.js';
 import type { AcceptorMessage, ProposerMessage, Term, TermHistory } from '../consensus/messages.js';
 import { newTimelineState, type AcceptorPersistentState } from '../consensus/state.js';
-import { readControlFile, writeControlFile } from '../storage/controlFile.js';
+import { readControlFile, writeControlFile, type TimelineLifecycleState } from '../storage/controlFile.js';
 import { StorageError, isStorageError } from '../storage/errors.js';
 import { WalStore } from '../storage/walStore.js';
 import type { SyncPolicy } from '../storage/syncPolicy.js';
@@ -66,7 +66,7 @@ export class Timeline extends EventEmitter {
     readonly dir: string,
     private store: WalStore,
     private lastPersisted: AcceptorPersistentState,
-    private readonly createdAt: bigint,
+    private lifecycleState: TimelineLifecycleState,
     private readonly deps: TimelineDeps,
   ) {
     super();
@@ -79,8 +79,7 @@ export class Timeline extends EventEmitter {
   /** Writes the control file of a brand-new timeline (term 0, no WAL) into an existing directory. */
   static async create(dir: string, tenantId: string, timelineId: string, deps: TimelineDeps): Promise<Timeline> {
     const state = newTimelineState({ tenantId, timelineId, walSegSize: DEFAULT_WAL_SEG_SIZE });
-    const createdAt = BigInt(Date.now());
-    await writeControlFile(dir, { ...state, createdAt });
+    await writeControlFile(dir, { ...state, createdAt: BigInt(Date.now()), backupLsn: 0n, walStartLsn: 0n });
     return Timeline.load(dir, tenantId, timelineId, deps);
   }
 
@@ -94,7 +93,7 @@ export class Timeline extends EventEmitter {
     if (persisted.tenantId !== tenantId || persisted.timelineId !== timelineId) {
       throw new StorageError('control_corrupt', `control file in ${dir} belongs to ${persisted.tenantId}/${persisted.timelineId}, not to the directory it is in`);
     }
-    const { createdAt, ...state } = persisted;
+    const { createdAt, backupLsn, walStartLsn, ...state } = persisted;
     const store = await WalStore.open(dir, {
       walSegSize: state.walSegSize,
       pgTimeline: state.pgTimeline,
@@ -108,7 +107,7 @@ export class Timeline extends EventEmitter {
       syncPolicy: deps.syncPolicy,
       fsyncHook: fsyncHookFromEnv(), // test-only: WALKEEPER_TEST_FAIL_FSYNC_AFTER (storage/faultInjection.ts)
     });
-    return new Timeline(tenantId, timelineId, dir, store, state, createdAt, deps);
+    return new Timeline(tenantId, timelineId, dir, store, state, { createdAt, backupLsn, walStartLsn }, deps);
   }
 
   private newAcceptor(): Acceptor {
@@ -148,6 +147,9 @@ export class Timeline extends EventEmitter {
       write_lsn: formatLsn(s.writeLsn),
       commit_lsn: formatLsn(s.commitLsn),
       timeline_start_lsn: formatLsn(s.timelineStartLsn),
+      // first LSN still on local disk (below it, only remote storage has the WAL)
+      local_start_lsn: formatLsn(maxLsn(this.lifecycleState.walStartLsn, s.timelineStartLsn)),
+      backup_lsn: formatLsn(this.lifecycleState.backupLsn),
       system_id: s.systemId.toString(),
       pg_version: s.pgVersion,
       pg_timeline: currentPgTimeline(s.pgTimelineHistory).tli,
@@ -162,6 +164,29 @@ export class Timeline extends EventEmitter {
         lag_bytes: (head > r.flushLsn && r.flushLsn > 0n ? head - r.flushLsn : 0n).toString(),
       })),
     };
+  }
+
+  /** The WAL lifecycle positions as last persisted (backup LSN, first LSN held locally). */
+  get lifecycle(): Readonly<TimelineLifecycleState> {
+    return this.lifecycleState;
+  }
+
+  /**
+   * Persists new lifecycle positions beside the acceptor's last persisted state. They only
+   * move forward: a lower value is ignored, so two writers racing cannot move one back.
+   * Resolves once the control file holding them is durable.
+   */
+  advanceLifecycle(update: Partial<Pick<TimelineLifecycleState, 'backupLsn' | 'walStartLsn'>>): Promise<void> {
+    return this.locked(async () => {
+      const next = { ...this.lifecycleState };
+      if (update.backupLsn !== undefined && update.backupLsn > next.backupLsn) next.backupLsn = update.backupLsn;
+      if (update.walStartLsn !== undefined && update.walStartLsn > next.walStartLsn) next.walStartLsn = update.walStartLsn;
+      if (next.backupLsn === this.lifecycleState.backupLsn && next.walStartLsn === this.lifecycleState.walStartLsn) return;
+      // Not through io(): a failed lifecycle write (a full disk, say) leaves the acceptor and
+      // its proposers alone; the caller retries and commits go on.
+      await writeControlFile(this.dir, { ...this.lastPersisted, ...next });
+      this.lifecycleState = next;
+    });
   }
 
   /** Runs fn with the timeline lock held: acceptor steps and their I/O never interleave. */
@@ -217,7 +242,7 @@ export class Timeline extends EventEmitter {
       switch (e.kind) {
         case 'persist': {
           const state = e.state;
-          await this.io(() => writeControlFile(this.dir, { ...state, createdAt: this.createdAt }));
+          await this.io(() => writeControlFile(this.dir, { ...state, ...this.lifecycleState }));
           this.lastPersisted = state;
           break;
         }

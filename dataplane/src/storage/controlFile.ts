@@ -6,7 +6,7 @@
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isValidId } from '../common/ids.js';
-import { formatLsn, isValidU64 } from '../common/lsn.js';
+import { formatLsn, isValidU64, type Lsn } from '../common/lsn.js';
 import { crc32c } from './crc32c.js';
 import { errnoCode, StorageError } from './errors.js';
 import { hex32 } from './walRecords.js';
@@ -18,26 +18,42 @@ export const CONTROL_FILE_NAME = 'safekeeper.control';
 export const CONTROL_FILE_MAGIC = 0x57414c4b; // "WALK"
 /**
  * Format versions: 1 = up to the term history and the fixed fields; 2 adds the PostgreSQL
- * timeline history (tli, start LSN pairs) and the current timeline's `.history` file. A
- * version 1 file is read as a timeline that never switched: history [(pgTimeline, 0/0)].
- * Files are always written in the current version.
+ * timeline history (tli, start LSN pairs) and the current timeline's `.history` file; 3 adds
+ * the WAL lifecycle positions (backup LSN, first LSN held locally). A version 1 file is read
+ * as a timeline that never switched: history [(pgTimeline, 0/0)]; a version 1 or 2 file as one
+ * that never offloaded nor removed WAL. Files are always written in the current version.
  */
-export const CONTROL_FILE_VERSION = 2;
+export const CONTROL_FILE_VERSION = 3;
 const OLDEST_READABLE_VERSION = 1;
 
 export type TermHistoryEntry = TermSwitch;
 
-/** What the control file holds: the acceptor's persistent state, plus when it was created. */
-export type TimelinePersistentState = AcceptorPersistentState & {
+/**
+ * What the safekeeper itself keeps about a timeline's WAL, beside the acceptor's state: the
+ * consensus never reads these, the WAL lifecycle (offload, removal) owns them.
+ */
+export interface TimelineLifecycleState {
   /** Creation time, milliseconds since the epoch. */
   createdAt: bigint;
-};
+  /** All WAL below it is in remote storage, verified (0 = nothing offloaded). Only moves forward. */
+  backupLsn: Lsn;
+  /**
+   * First LSN whose segment is still on local disk: removal moved it there (0 = nothing ever
+   * removed, WAL starts at timelineStartLsn). Persisted before the files go, so start-up and
+   * readers never look for WAL below it. Only moves forward.
+   */
+  walStartLsn: Lsn;
+}
+
+/** What the control file holds: the acceptor's persistent state and the lifecycle state. */
+export type TimelinePersistentState = AcceptorPersistentState & TimelineLifecycleState;
 
 const HEADER_SIZE = 8; // magic + version
 const ID_BYTES = 16;
 const FIXED_BODY_SIZE = ID_BYTES * 2 + 8 + 4 + 4 + 8 + 4 + 4 + 8 * 4; // without history entries
 const HISTORY_ENTRY_SIZE = 16;
 const PG_TIMELINE_ENTRY_SIZE = 12; // u32 tli, u64 start LSN
+const LIFECYCLE_SIZE = 16; // version 3: u64 backup LSN, u64 local WAL start
 /** Refuse absurd history counts before allocating (a corrupt count would otherwise). */
 const MAX_HISTORY_ENTRIES = 1 << 20;
 const MAX_HISTORY_FILE_BYTES = 1 << 20;
@@ -48,7 +64,7 @@ export function encodeControlFile(state: TimelinePersistentState): Buffer {
   const historyFile = Buffer.from(state.pgHistoryFile, 'utf8');
   const size =
     HEADER_SIZE + FIXED_BODY_SIZE + state.termHistory.length * HISTORY_ENTRY_SIZE +
-    4 + state.pgTimelineHistory.length * PG_TIMELINE_ENTRY_SIZE + 4 + historyFile.length + 4;
+    4 + state.pgTimelineHistory.length * PG_TIMELINE_ENTRY_SIZE + 4 + historyFile.length + LIFECYCLE_SIZE + 4;
   const buf = Buffer.alloc(size);
   let o = 0;
   o = buf.writeUInt32LE(CONTROL_FILE_MAGIC, o);
@@ -77,6 +93,9 @@ export function encodeControlFile(state: TimelinePersistentState): Buffer {
   }
   o = buf.writeUInt32LE(historyFile.length, o);
   o += historyFile.copy(buf, o);
+  // version 3
+  o = buf.writeBigUInt64LE(state.backupLsn, o);
+  o = buf.writeBigUInt64LE(state.walStartLsn, o);
   o = buf.writeUInt32LE(crc32c(buf.subarray(0, o)), o);
   if (o !== size) throw new Error(`control file encoder wrote ${o} bytes, expected ${size}`);
   return buf;
@@ -130,6 +149,14 @@ export function decodeControlFile(bytes: Uint8Array, path: string): TimelinePers
     if (fileLength > MAX_HISTORY_FILE_BYTES || buf.length < bodyEnd + 4) {
       checkCrcOverWholeFile();
       throw bad(`too short for a ${fileLength}-byte history file (${buf.length} bytes, ${bodyEnd + 4} expected)`);
+    }
+  }
+  const lifecycleAt = bodyEnd;
+  if (version >= 3) {
+    bodyEnd += LIFECYCLE_SIZE;
+    if (buf.length < bodyEnd + 4) {
+      checkCrcOverWholeFile();
+      throw bad(`too short for the WAL lifecycle positions (${buf.length} bytes, ${bodyEnd + 4} expected)`);
     }
   }
   const expectedSize = bodyEnd + 4;
@@ -186,6 +213,8 @@ export function decodeControlFile(bytes: Uint8Array, path: string): TimelinePers
       throw bad((err as Error).message);
     }
   }
+  const backupLsn = version >= 3 ? buf.readBigUInt64LE(lifecycleAt) : 0n;
+  const walStartLsn = version >= 3 ? buf.readBigUInt64LE(lifecycleAt + 8) : 0n;
   return {
     tenantId,
     timelineId,
@@ -201,6 +230,8 @@ export function decodeControlFile(bytes: Uint8Array, path: string): TimelinePers
     commitLsn,
     truncateLsn,
     createdAt,
+    backupLsn,
+    walStartLsn,
   };
 }
 
@@ -217,6 +248,8 @@ function validateState(state: TimelinePersistentState): void {
     ['commitLsn', state.commitLsn],
     ['truncateLsn', state.truncateLsn],
     ['createdAt', state.createdAt],
+    ['backupLsn', state.backupLsn],
+    ['walStartLsn', state.walStartLsn],
   ];
   state.termHistory.forEach((e, k) => {
     u64s.push([`termHistory[${k}].term`, e.term], [`termHistory[${k}].lsn`, e.lsn]);

@@ -59,7 +59,17 @@ const state: TimelinePersistentState = {
   commitLsn: 0x2fffff0n,
   truncateLsn: 0x1800000n,
   createdAt: 1764000000000n,
+  backupLsn: 0x2000000n,
+  walStartLsn: 0x1000000n,
 };
+
+/** The version 2 layout (before the WAL lifecycle positions): version 3 without them. */
+function encodeVersion2(s: TimelinePersistentState): Buffer {
+  const v3 = encodeControlFile(s);
+  const body = Buffer.from(v3.subarray(0, v3.length - 4 - 16));
+  body.writeUInt32LE(2, 4);
+  return Buffer.concat([body, Buffer.from(new Uint32Array([crc32c(body)]).buffer)]);
+}
 
 function expectCorrupt(bytes: Buffer, pattern: RegExp): void {
   let caught: unknown;
@@ -90,24 +100,41 @@ describe('control file', () => {
   it('starts with the magic and version, and ends with the CRC-32C of all preceding bytes', () => {
     const bytes = encodeControlFile(state);
     expect(bytes.readUInt32LE(0)).toBe(0x57414c4b);
-    expect(bytes.readUInt32LE(4)).toBe(2);
+    expect(bytes.readUInt32LE(4)).toBe(3);
     const historyFile = Buffer.byteLength(state.pgHistoryFile);
-    expect(bytes.length).toBe(8 + 32 + 8 + 4 + 3 * 16 + 4 + 8 + 4 + 4 + 8 * 4 + 4 + 2 * 12 + 4 + historyFile + 4);
+    expect(bytes.length).toBe(8 + 32 + 8 + 4 + 3 * 16 + 4 + 8 + 4 + 4 + 8 * 4 + 4 + 2 * 12 + 4 + historyFile + 16 + 4);
+    expect(bytes.readBigUInt64LE(bytes.length - 20)).toBe(state.backupLsn);
+    expect(bytes.readBigUInt64LE(bytes.length - 12)).toBe(state.walStartLsn);
     expect(bytes.readUInt32LE(bytes.length - 4)).toBe(crc32c(bytes.subarray(0, bytes.length - 4)));
   });
 
   it('reads a version 1 file as a timeline that never switched PostgreSQL timelines', () => {
     const old = encodeVersion1(state);
     const read = decodeControlFile(old, 'mem');
-    expect(read).toEqual({ ...state, pgTimelineHistory: [{ tli: 1, startLsn: 0n }], pgHistoryFile: '' });
-    // written back, it is version 2 with the same content
+    expect(read).toEqual({ ...state, pgTimelineHistory: [{ tli: 1, startLsn: 0n }], pgHistoryFile: '', backupLsn: 0n, walStartLsn: 0n });
+    // written back, it is the current version with the same content
     const upgraded = encodeControlFile(read);
-    expect(upgraded.readUInt32LE(4)).toBe(2);
+    expect(upgraded.readUInt32LE(4)).toBe(3);
     expect(decodeControlFile(upgraded, 'mem')).toEqual(read);
     // a flipped bit in a version 1 file is still caught by its checksum
     const bad = Buffer.from(old);
     bad[60] ^= 0x04;
     expectCorrupt(bad, /checksum mismatch/);
+  });
+
+  it('reads a version 2 file as a timeline that never offloaded nor removed WAL', () => {
+    const old = encodeVersion2(state);
+    expect(old.readUInt32LE(4)).toBe(2);
+    expect(decodeControlFile(old, 'mem')).toEqual({ ...state, backupLsn: 0n, walStartLsn: 0n });
+    const bad = Buffer.from(old);
+    bad[60] ^= 0x04;
+    expectCorrupt(bad, /checksum mismatch/);
+  });
+
+  it('refuses a version 3 file cut inside the lifecycle positions', () => {
+    const bytes = encodeControlFile(state);
+    const cut = Buffer.from(bytes.subarray(0, bytes.length - 12));
+    expectCorrupt(cut, /too short for the WAL lifecycle positions|checksum mismatch/);
   });
 
   it('refuses a PostgreSQL timeline history that contradicts its history file', () => {
@@ -147,8 +174,8 @@ describe('control file', () => {
     magic.writeUInt32LE(0xdeadbeef, 0);
     expectCorrupt(magic, /bad magic 0xDEADBEEF/);
     const version = Buffer.from(good);
-    version.writeUInt32LE(3, 4);
-    expectCorrupt(version, /unsupported format version 3 \(this build reads 1 to 2\)/);
+    version.writeUInt32LE(4, 4);
+    expectCorrupt(version, /unsupported format version 4 \(this build reads 1 to 3\)/);
     const body = Buffer.from(good);
     body[20] ^= 0xff;
     expectCorrupt(body, /checksum mismatch \(stored 0x[0-9A-F]{8}, computed 0x[0-9A-F]{8}\)/);
