@@ -23,7 +23,36 @@ export interface CustomResourceDefinition {
 
 /** typebox schemas carry symbol keys; a JSON round trip leaves the plain JSON Schema. */
 function plain(schema: TSchema): Record<string, unknown> {
-  return JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
+  return withoutRequiredDefaults(JSON.parse(JSON.stringify(schema)) as Record<string, unknown>);
+}
+
+type Node = Record<string, unknown>;
+const isNode = (v: unknown): v is Node => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A field the API server defaults is never missing once stored, so the TypeScript types keep it
+ * required; but in the CRD it must not be `required`: kubectl's client-side validation (and a
+ * `default: {}` on the parent, which the server validates against the schema as written, before
+ * nested defaults apply) would refuse a spec that leaves it out. Drops every defaulted property
+ * from its object's `required`, at every depth (in place; returns the node).
+ */
+export function withoutRequiredDefaults(node: Node): Node {
+  const props = isNode(node.properties) ? node.properties : undefined;
+  if (props) {
+    for (const child of Object.values(props)) if (isNode(child)) withoutRequiredDefaults(child);
+    if (Array.isArray(node.required)) {
+      const required = (node.required as string[]).filter((k) => !(isNode(props[k]) && props[k].default !== undefined));
+      if (required.length) node.required = required;
+      else delete node.required;
+    }
+  }
+  if (isNode(node.items)) withoutRequiredDefaults(node.items);
+  if (isNode(node.additionalProperties)) withoutRequiredDefaults(node.additionalProperties);
+  for (const k of ['anyOf', 'allOf', 'oneOf']) {
+    if (Array.isArray(node[k])) for (const child of node[k] as unknown[]) if (isNode(child)) withoutRequiredDefaults(child);
+  }
+  if (isNode(node.not)) withoutRequiredDefaults(node.not);
+  return node;
 }
 
 function rootSchema(description: string, spec: TSchema, status: TSchema): Record<string, unknown> {

@@ -20,10 +20,16 @@ export const HEX32_PATTERN = '^[0-9a-f]{32}$';
 
 // ---- shared pieces ---------------------------------------------------------------------------
 
-/** A Kubernetes quantity (int-or-string), as `resources.limits`/`requests` values are. */
+/**
+ * A Kubernetes quantity (int-or-string), as `resources.limits`/`requests` values are. A structural
+ * schema allows `anyOf` only in exactly this form, `[{type: integer}, {type: string}]`; anything more
+ * inside an item (a pattern) makes the API server refuse the CRD, so the pattern sits beside `anyOf`
+ * (it applies to string values only), as core/v1's own Quantity does.
+ */
 const Quantity = Type.Unsafe<string | number>({
   'x-kubernetes-int-or-string': true,
-  anyOf: [{ type: 'integer' }, { type: 'string', pattern: '^[+]?[0-9.]+([eE][-+]?[0-9]+|[numkMGTPE]i?)?$' }],
+  anyOf: [{ type: 'integer' }, { type: 'string' }],
+  pattern: '^[+]?[0-9.]+([eE][-+]?[0-9]+|[numkMGTPE]i?)?$',
 });
 
 const QuantityMap = Type.Unsafe<Record<string, string | number>>({ type: 'object', additionalProperties: Quantity });
