@@ -48,7 +48,7 @@ function dataPlane(members: MemberState[]): Route {
     r = /^\/v1\/tenants\/([0-9a-f]{32})\/timelines\/([0-9a-f]{32})$/.exec(p);
     if (method === 'GET' && r) {
       if (!m.tenants.get(r[1])?.has(r[2])) return { status: 404, body: { error: 'not found', code: 'timeline_not_found' } };
-      return { status: 200, body: { tenant_id: r[1], timeline_id: r[2], term: '3', last_log_term: '3', term_history: [], flush_lsn: m.flush, commit_lsn: m.commit, timeline_start_lsn: '0/1000000', proposer_connected: true, readers: 0 } };
+      return { status: 200, body: { tenant_id: r[1], timeline_id: r[2], term: '3', last_log_term: '3', term_history: [], flush_lsn: m.flush, commit_lsn: m.commit, timeline_start_lsn: '0/1000000', proposer_connected: true, readers: [] } };
     }
     r = /^\/v1\/tenants\/([0-9a-f]{32})$/.exec(p);
     if (method === 'DELETE' && r) return m.tenants.delete(r[1]) ? { status: 200, body: {} } : { status: 404, body: { error: 'no', code: 'tenant_not_found' } };
