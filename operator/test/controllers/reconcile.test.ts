@@ -137,10 +137,42 @@ describe('Safekeeper reconcile against a fake API server and canned data plane',
     await reconcileSafekeeper(ctx, `${NS}/wal`); // wal-0 missing: wait, delete nothing
     expect(kube.writes.filter((w) => w.startsWith('delete'))).toEqual([]);
     const status = (await kube.get<KubeObject & { status: SafekeeperStatus }>(kinds.Safekeeper, NS, 'wal'))!.status;
-    expect(status.conditions!.find((c) => c.type === 'Progressing')).toMatchObject({ status: 'True', reason: 'RolloutWaiting' });
+    expect(status.conditions!.find((c) => c.type === 'Progressing')).toMatchObject({ status: 'True', reason: 'RestartingMember' });
     runPods(kube); // wal-0 recreated from the new template
     await reconcileSafekeeper(ctx, `${NS}/wal`);
     expect(kube.writes).toContain(`delete Pod/${NS}/wal-1`);
+  });
+
+  test('the roll is Progressing (RestartingMember) until the last restarted member is ready, then RolloutComplete', async () => {
+    const { kube, ctx } = setup();
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    runPods(kube);
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    kube.store.get(`Safekeeper/${NS}/wal`)!.metadata.annotations = { 'walkeeper.io/restartedAt': '2026-01-01T00:00:00Z' };
+    const progressing = async () => (await kube.get<KubeObject & { status: SafekeeperStatus }>(kinds.Safekeeper, NS, 'wal'))!.status.conditions!.find((c) => c.type === 'Progressing');
+    for (const i of [0, 1, 2]) {
+      await reconcileSafekeeper(ctx, `${NS}/wal`); // deletes wal-i
+      expect(kube.store.has(`Pod/${NS}/wal-${i}`)).toBe(false);
+      runPods(kube, [0, 1, 2].map((j) => j !== i)); // wal-i comes back on the new template, not yet ready
+      await reconcileSafekeeper(ctx, `${NS}/wal`);
+      expect(await progressing()).toMatchObject({ status: 'True', reason: 'RestartingMember', message: expect.stringContaining(`wal-${i}`) });
+      const pod = kube.store.get(`Pod/${NS}/wal-${i}`)!;
+      (pod as { status: { conditions: unknown[] } }).status.conditions = [{ type: 'Ready', status: 'True' }];
+    }
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    expect(await progressing()).toMatchObject({ status: 'False', reason: 'RolloutComplete' });
+  });
+
+  test('a member that does not answer is never caught up, even when the cluster holds no timelines', async () => {
+    const { kube, ctx, members } = setup();
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    runPods(kube);
+    members[1].up = false;
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    const status = (await kube.get<KubeObject & { status: SafekeeperStatus }>(kinds.Safekeeper, NS, 'wal'))!.status;
+    expect(status.members!.map((m) => [m.name, m.ready, m.timelines, m.caughtUp])).toEqual([
+      ['wal-0', true, 0, true], ['wal-1', false, 0, false], ['wal-2', true, 0, true],
+    ]);
   });
 });
 
