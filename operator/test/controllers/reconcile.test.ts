@@ -157,7 +157,7 @@ describe('Safekeeper reconcile against a fake API server and canned data plane',
       await reconcileSafekeeper(ctx, `${NS}/wal`);
       expect(await progressing()).toMatchObject({ status: 'True', reason: 'RestartingMember', message: expect.stringContaining(`wal-${i}`) });
       const pod = kube.store.get(`Pod/${NS}/wal-${i}`)!;
-      (pod as { status: { conditions: unknown[] } }).status.conditions = [{ type: 'Ready', status: 'True' }];
+      (pod as unknown as { status: { conditions: unknown[] } }).status.conditions = [{ type: 'Ready', status: 'True' }];
     }
     await reconcileSafekeeper(ctx, `${NS}/wal`);
     expect(await progressing()).toMatchObject({ status: 'False', reason: 'RolloutComplete' });
@@ -249,6 +249,28 @@ describe('Tenant reconcile', () => {
     await run(ctx, 4);
     const { tenantId } = await tenantStatus(kube);
     await kube.delete(kinds.Tenant, NS, 'app');
+    await run(ctx, 1);
+    for (const m of members) expect(m.tenants.has(tenantId!)).toBe(false);
+    expect(kube.store.has(`Tenant/${NS}/app`)).toBe(false);
+  });
+
+  test('deletion stops the compute first: the tenant stays on the safekeepers until the StatefulSet and its pods are gone', async () => {
+    const { kube, ctx, members } = await readyCluster();
+    await run(ctx, 4);
+    const { tenantId } = await tenantStatus(kube);
+    expect(kube.store.has(`StatefulSet/${NS}/app-compute`)).toBe(true);
+    // The compute pod, as the StatefulSet controller made it.
+    kube.seed(kinds.Pod, {
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name: 'app-compute-0', namespace: NS, labels: { 'walkeeper.io/tenant': 'app' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'app-compute', uid: 'x' }] },
+      status: { podIP: '10.0.1.1', conditions: [{ type: 'Ready', status: 'True' }] },
+    });
+    await kube.delete(kinds.Tenant, NS, 'app');
+    await run(ctx, 2);
+    expect(kube.store.has(`StatefulSet/${NS}/app-compute`)).toBe(false);
+    for (const m of members) expect(m.tenants.has(tenantId!)).toBe(true); // its proposer may still be running
+    expect(kube.store.get(`Tenant/${NS}/app`)!.metadata.finalizers).toEqual(['walkeeper.io/tenant-cleanup']);
+    await kube.delete(kinds.Pod, NS, 'app-compute-0'); // the pod is gone
     await run(ctx, 1);
     for (const m of members) expect(m.tenants.has(tenantId!)).toBe(false);
     expect(kube.store.has(`Tenant/${NS}/app`)).toBe(false);
