@@ -1,4 +1,5 @@
 // The pod runtime interface (a stand-in kubelet) and loopback address allocation.
+import fs from 'node:fs';
 import type { KObject } from './util.js';
 
 export interface ContainerStatusReport {
@@ -77,15 +78,43 @@ export class NullRuntime implements PodRuntime {
   }
 }
 
-/** Hands out loopback addresses 127.<a>.<b>.<c> from a /16 (127.0.0.1 is never used). */
+/**
+ * IPv4 addresses with a listening TCP socket on this machine (Linux /proc/net/tcp; empty where
+ * unreadable). Another harness on the same machine hands out the same loopback addresses; its
+ * pods' listeners tell us which ones to leave alone.
+ */
+export function listeningAddresses(): Set<string> {
+  const out = new Set<string>();
+  let text: string;
+  try {
+    text = fs.readFileSync('/proc/net/tcp', 'utf8');
+  } catch {
+    return out;
+  }
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 4 || f[3] !== '0A') continue; // 0A = LISTEN
+    const hex = f[1]!.split(':')[0]!;
+    if (hex.length !== 8) continue;
+    const n = Number.parseInt(hex, 16); // little-endian on the machines we run on
+    out.add([n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join('.'));
+  }
+  return out;
+}
+
+/** Hands out loopback addresses 127.<a>.<b>.<c> from a /16 (127.0.0.1 is never used), skipping any another process listens on. */
 export class LoopbackAllocator {
   private used = new Set<string>();
   private next = 2;
-  constructor(private readonly prefix: string) {}
+  constructor(
+    private readonly prefix: string,
+    private readonly foreign: () => Set<string> = listeningAddresses,
+  ) {}
 
   /** A free address; `preferred` (e.g. the one a StatefulSet pod had before) when it is free. */
   allocate(preferred?: string): string {
-    if (preferred && preferred.startsWith(`${this.prefix}.`) && !this.used.has(preferred)) {
+    const busy = this.foreign();
+    if (preferred && preferred.startsWith(`${this.prefix}.`) && !this.used.has(preferred) && !busy.has(preferred)) {
       this.used.add(preferred);
       return preferred;
     }
@@ -93,7 +122,7 @@ export class LoopbackAllocator {
       const n = this.next;
       this.next = this.next >= 65533 ? 2 : this.next + 1;
       const ip = `${this.prefix}.${Math.floor(n / 256)}.${n % 256}`;
-      if (n % 256 === 0 || n % 256 === 255 || this.used.has(ip)) continue;
+      if (n % 256 === 0 || n % 256 === 255 || this.used.has(ip) || busy.has(ip)) continue;
       this.used.add(ip);
       return ip;
     }

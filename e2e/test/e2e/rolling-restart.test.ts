@@ -2,8 +2,11 @@
 // probe of sequential single-row commits run against the tenant's Service while
 // `kubectl annotate safekeeper main walkeeper.io/restartedAt=...` makes the operator restart the
 // safekeepers one at a time. Every member restarts exactly once, two are never down together,
-// pgbench has no failed transaction, no acknowledged ledger row is lost, and the longest commit
-// stall is printed.
+// pgbench has no failed transaction, no acknowledged ledger row is lost. The operator's
+// Progressing condition says RestartingMember for as long as a restarted member is not back, and
+// turns False only once every member is ready and caught up. The restart gate (a majority without
+// the member at the commit LSN) means no restart stalls commits: the longest gap between
+// consecutive successful commits stays below the time one member's restart takes.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
@@ -26,6 +29,9 @@ interface Poll {
   /** pod name → uid of the live (not deleting) pod */
   uids: Map<string, string>;
   down: string[];
+  /** the Safekeeper's Progressing condition and member list at the same instant */
+  progressing: { status: string; reason: string; message?: string } | undefined;
+  members: { name: string; ready: boolean; caughtUp: boolean }[];
 }
 
 function runPgbench(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number; out: string }> {
@@ -60,7 +66,9 @@ it('restarts every safekeeper once, one at a time, under pgbench and ledger load
   // Every 200 ms: which members are down (no live pod, or not Ready).
   const polls: Poll[] = [];
   const podsT = s.env.harness.api.type('', 'v1', 'pods')!;
+  const skT = s.env.harness.api.type('walkeeper.io', 'v1alpha1', 'safekeepers')!;
   const poller = setInterval(() => {
+    const skStatus = s.env.harness.api.tryGet(skT, 'default', 'main')?.status as { conditions?: { type: string; status: string; reason: string; message?: string }[]; members?: Poll['members'] } | undefined;
     const pods = s.env.harness.api.list(podsT, 'default', 'walkeeper.io/safekeeper=main');
     const uids = new Map<string, string>();
     const down: string[] = [];
@@ -70,7 +78,7 @@ it('restarts every safekeeper once, one at a time, under pgbench and ledger load
       if (p) uids.set(name, p.metadata.uid!);
       if (!p || !ready) down.push(name);
     }
-    polls.push({ at: Date.now(), uids, down });
+    polls.push({ at: Date.now(), uids, down, progressing: condition(skStatus, 'Progressing'), members: skStatus?.members ?? [] });
   }, 200);
 
   // Load: pgbench, the ledger workload, and a probe timing sequential single-row commits.
@@ -80,6 +88,7 @@ it('restarts every safekeeper once, one at a time, under pgbench and ledger load
   let longestStall = 0;
   let probeCommits = 0;
   let probeErrors = 0;
+  const commitTimes: number[] = [];
   const probe = (async () => {
     const c = new pg.Client({ host, port: Number(creds.port), user: creds.username, password: creds.password, database: creds.dbname });
     c.on('error', () => undefined);
@@ -89,6 +98,7 @@ it('restarts every safekeeper once, one at a time, under pgbench and ledger load
       try {
         await c.query('INSERT INTO probe (id) VALUES ($1)', [id]);
         probeCommits++;
+        commitTimes.push(Date.now());
       } catch {
         probeErrors++;
       }
@@ -111,7 +121,8 @@ it('restarts every safekeeper once, one at a time, under pgbench and ledger load
     const progressing = condition(sk.status as { conditions?: { type: string; status: string; reason: string }[] }, 'Progressing');
     return pods.length === 3 && pods.every((p) => p.metadata.uid !== uidsBefore.get(p.metadata.name) && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) && progressing?.status === 'False';
   }, 500);
-  const rollSeconds = (Date.now() - rollStart) / 1000;
+  const rollEnd = Date.now();
+  const rollSeconds = (rollEnd - rollStart) / 1000;
 
   const benchResult = await bench;
   const loadSeconds = (Date.now() - loadStart) / 1000;
@@ -128,6 +139,27 @@ it('restarts every safekeeper once, one at a time, under pgbench and ledger load
   const maxDown = Math.max(...polls.map((p) => p.down.length));
   const twoDown = polls.filter((p) => p.down.length > 1).map((p) => `${new Date(p.at).toISOString()} ${p.down.join(',')}`);
 
+  // Each member's restart: from the first poll it is down until the first poll with its new pod ready.
+  const restartMs = new Map<string, number>();
+  for (const name of uidsBefore.keys()) {
+    const from = polls.find((p) => p.at >= rollStart && p.down.includes(name));
+    const back = from && polls.find((p) => p.at > from.at && p.uids.has(name) && p.uids.get(name) !== uidsBefore.get(name) && !p.down.includes(name));
+    if (from && back) restartMs.set(name, back.at - from.at);
+  }
+  const shortestRestart = Math.min(...restartMs.values());
+  // The longest gap between consecutive successful commits while the roll ran.
+  let longestGap = 0;
+  let gapAt = 0;
+  const inRoll = [rollStart, ...commitTimes.filter((t) => t > rollStart && t < rollEnd), rollEnd];
+  for (let i = 1; i < inRoll.length; i++) {
+    if (inRoll[i]! - inRoll[i - 1]! > longestGap) [longestGap, gapAt] = [inRoll[i]! - inRoll[i - 1]!, inRoll[i - 1]!];
+  }
+  // Progressing while a restarted member is back as a new pod but not ready: must be True, RestartingMember.
+  const restartedButDown = polls.filter((p) => p.at >= rollStart && [...p.uids].some(([n, uid]) => uid !== uidsBefore.get(n) && p.down.includes(n)));
+  const misreported = restartedButDown.filter((p) => p.progressing?.status !== 'True' || p.progressing.reason !== 'RestartingMember');
+  // The first moment the roll is reported complete: every member up, and caught up in the operator's own status.
+  const done = polls.find((p) => p.at >= rollStart && [...p.uids].every(([n, uid]) => uid !== uidsBefore.get(n)) && p.progressing?.status === 'False');
+
   const ledger = checkLedger(record.acknowledged, record.attempted, await readLedger(host, Number(creds.port)));
   const failed = /number of failed transactions: (\d+)/.exec(benchResult.out)?.[1];
   const tps = /tps = ([\d.]+)/.exec(benchResult.out)?.[1];
@@ -138,6 +170,8 @@ it('restarts every safekeeper once, one at a time, under pgbench and ledger load
       `pgbench -c 4 -T ${LOAD_SECONDS}: exit ${benchResult.code}, tps ${tps}, failed transactions ${failed}`,
       `ledger: ${ledger.acknowledged} acknowledged, lost ${ledger.lost.length}, duplicates ${ledger.duplicates}, phantoms ${ledger.phantoms.length}, unknown-outcome ${record.unknown} (workload errors ${workload.stats.errors}, sync-rep warnings ${workload.stats.syncRepWarnings})`,
       `probe: ${probeCommits} sequential commits, ${probeErrors} errors, LONGEST COMMIT STALL ${longestStall.toFixed(0)} ms`,
+      `restarts (down → new pod ready): ${[...restartMs].map(([n, ms]) => `${n} ${ms} ms`).join(', ')}; longest gap between commits during the roll ${longestGap} ms (at +${((gapAt - rollStart) / 1000).toFixed(1)} s)`,
+      `Progressing: ${restartedButDown.length} polls with a restarted member not ready, ${misreported.length} of them not RestartingMember; first reported complete at +${done ? ((done.at - rollStart) / 1000).toFixed(1) : '?'} s with down=[${done?.down.join(',') ?? '?'}] members ${JSON.stringify(done?.members)}`,
       `safekeeper events: ${events.items.map((e) => `${e.reason}: ${e.message}`).join(' | ').slice(0, 1500)}`,
     ].join('\n'),
   );
@@ -150,6 +184,19 @@ it('restarts every safekeeper once, one at a time, under pgbench and ledger load
   expect(ledger.ok).toBe(true);
   expect(record.acknowledged.size).toBeGreaterThan(0);
   expect(probeErrors).toBe(0);
+
+  // Progressing stays True (RestartingMember) until the last restarted member is ready and caught up.
+  expect(restartedButDown.length).toBeGreaterThan(0); // the polls really saw members restarting
+  expect(misreported.map((p) => `${new Date(p.at).toISOString()} down=${p.down.join(',')} ${p.progressing?.status}/${p.progressing?.reason}`)).toEqual([]);
+  expect(done).toBeDefined();
+  expect(done!.down).toEqual([]);
+  expect(done!.members.map((m) => [m.name, m.ready, m.caughtUp])).toEqual([...uidsBefore.keys()].map((n) => [n, true, true]));
+
+  // No restart stalled commits: the longest gap between two successful commits is shorter than
+  // the shortest time a member needed to restart (a stall of that order means commits waited for
+  // a member that was down or catching up).
+  expect(restartMs.size).toBe(3);
+  expect(longestGap).toBeLessThan(shortestRestart);
 
   // Afterwards the quorum is healthy again and the tenant Ready.
   await s.waitTenantReady('demo', 60);

@@ -237,6 +237,32 @@ describe('walkeeper-operator on the harness with real safekeepers', () => {
     expect(env.operatorWrites()).toEqual({});
   }), 120_000);
 
+  it('reports an unreachable member of a cluster without timelines as not caught up', step(async () => {
+    // A one-member cluster with no tenant: the member reports no timelines at all, so "caught up on
+    // every timeline" is vacuously true unless reachability counts.
+    expect((await env.apply(safekeeperYaml('solo', 1))).code).toBe(0);
+    await env.kubectlOk(['wait', '--for=condition=Available', 'safekeeper/solo', '--timeout=60s'], { timeoutMs: 70_000 });
+    type Member = { name: string; ready: boolean; timelines: number; caughtUp: boolean; lastError?: string };
+    const members = async () => ((await getJson('safekeeper', 'solo')).status as { members?: Member[] }).members ?? [];
+    expect(await members()).toEqual([expect.objectContaining({ name: 'solo-0', ready: true, timelines: 0, caughtUp: true })]);
+    // Freeze the safekeeper process: the pod stays, its HTTP API stops answering.
+    const pids = env.runtime.pids('default', 'solo-0');
+    expect(pids).toHaveLength(1);
+    process.kill(pids[0]!, 'SIGSTOP');
+    try {
+      const seen = await waitFor('solo-0 reported unreachable', 60_000, async () => {
+        const m = (await members())[0];
+        return m && !m.ready && m.lastError ? m : undefined;
+      }, 250);
+      console.log(`unreachable member: ${JSON.stringify(seen)}`);
+      expect(seen).toMatchObject({ timelines: 0, caughtUp: false });
+    } finally {
+      process.kill(pids[0]!, 'SIGCONT');
+    }
+    await waitFor('solo-0 back', 60_000, async () => (await members())[0]?.caughtUp === true, 250);
+    await env.kubectlOk(['delete', 'safekeeper', 'solo', '--wait=false']);
+  }), 150_000);
+
   it('deletes a Tenant only after the finalizer removed it from every safekeeper', step(async () => {
     const { tenantId } = await tenantStatus('alpha');
     const ips = await memberIps();

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { kinds, type KubeClient } from '../runtime/kube.js';
 import type { EventRecorder } from '../runtime/events.js';
 import type { FetchLike } from './common/dataplane.js';
+import { DEFAULT_COMMIT_SLACK_BYTES } from '../rollout/planner.js';
 
 export interface ControllerOptions {
   clusterDomain: string;
@@ -11,6 +12,8 @@ export interface ControllerOptions {
   httpTimeoutMs: number;
   /** A member within this many bytes of the commit LSN counts as caught up (default: one WAL segment). */
   lagThresholdBytes: bigint;
+  /** Restart gate: how far below the commit LSN a member may be and still count as at it (planner.ts). */
+  commitSlackBytes: bigint;
   /** Poll interval for quorum health when nothing else is going on. */
   pollIntervalMs: number;
 }
@@ -19,6 +22,7 @@ export const defaultControllerOptions: ControllerOptions = {
   clusterDomain: 'cluster.local',
   httpTimeoutMs: 3000,
   lagThresholdBytes: 16n * 1024n * 1024n,
+  commitSlackBytes: DEFAULT_COMMIT_SLACK_BYTES,
   pollIntervalMs: 30_000,
 };
 

@@ -48,7 +48,7 @@ function dataPlane(members: MemberState[]): Route {
     r = /^\/v1\/tenants\/([0-9a-f]{32})\/timelines\/([0-9a-f]{32})$/.exec(p);
     if (method === 'GET' && r) {
       if (!m.tenants.get(r[1])?.has(r[2])) return { status: 404, body: { error: 'not found', code: 'timeline_not_found' } };
-      return { status: 200, body: { tenant_id: r[1], timeline_id: r[2], term: '3', last_log_term: '3', term_history: [], flush_lsn: m.flush, commit_lsn: m.commit, timeline_start_lsn: '0/1000000', proposer_connected: true, readers: 0 } };
+      return { status: 200, body: { tenant_id: r[1], timeline_id: r[2], term: '3', last_log_term: '3', term_history: [], flush_lsn: m.flush, commit_lsn: m.commit, timeline_start_lsn: '0/1000000', proposer_connected: true, readers: [] } };
     }
     r = /^\/v1\/tenants\/([0-9a-f]{32})$/.exec(p);
     if (method === 'DELETE' && r) return m.tenants.delete(r[1]) ? { status: 200, body: {} } : { status: 404, body: { error: 'no', code: 'tenant_not_found' } };
@@ -137,10 +137,42 @@ describe('Safekeeper reconcile against a fake API server and canned data plane',
     await reconcileSafekeeper(ctx, `${NS}/wal`); // wal-0 missing: wait, delete nothing
     expect(kube.writes.filter((w) => w.startsWith('delete'))).toEqual([]);
     const status = (await kube.get<KubeObject & { status: SafekeeperStatus }>(kinds.Safekeeper, NS, 'wal'))!.status;
-    expect(status.conditions!.find((c) => c.type === 'Progressing')).toMatchObject({ status: 'True', reason: 'RolloutWaiting' });
+    expect(status.conditions!.find((c) => c.type === 'Progressing')).toMatchObject({ status: 'True', reason: 'RestartingMember' });
     runPods(kube); // wal-0 recreated from the new template
     await reconcileSafekeeper(ctx, `${NS}/wal`);
     expect(kube.writes).toContain(`delete Pod/${NS}/wal-1`);
+  });
+
+  test('the roll is Progressing (RestartingMember) until the last restarted member is ready, then RolloutComplete', async () => {
+    const { kube, ctx } = setup();
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    runPods(kube);
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    kube.store.get(`Safekeeper/${NS}/wal`)!.metadata.annotations = { 'walkeeper.io/restartedAt': '2026-01-01T00:00:00Z' };
+    const progressing = async () => (await kube.get<KubeObject & { status: SafekeeperStatus }>(kinds.Safekeeper, NS, 'wal'))!.status.conditions!.find((c) => c.type === 'Progressing');
+    for (const i of [0, 1, 2]) {
+      await reconcileSafekeeper(ctx, `${NS}/wal`); // deletes wal-i
+      expect(kube.store.has(`Pod/${NS}/wal-${i}`)).toBe(false);
+      runPods(kube, [0, 1, 2].map((j) => j !== i)); // wal-i comes back on the new template, not yet ready
+      await reconcileSafekeeper(ctx, `${NS}/wal`);
+      expect(await progressing()).toMatchObject({ status: 'True', reason: 'RestartingMember', message: expect.stringContaining(`wal-${i}`) });
+      const pod = kube.store.get(`Pod/${NS}/wal-${i}`)!;
+      (pod as unknown as { status: { conditions: unknown[] } }).status.conditions = [{ type: 'Ready', status: 'True' }];
+    }
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    expect(await progressing()).toMatchObject({ status: 'False', reason: 'RolloutComplete' });
+  });
+
+  test('a member that does not answer is never caught up, even when the cluster holds no timelines', async () => {
+    const { kube, ctx, members } = setup();
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    runPods(kube);
+    members[1].up = false;
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    const status = (await kube.get<KubeObject & { status: SafekeeperStatus }>(kinds.Safekeeper, NS, 'wal'))!.status;
+    expect(status.members!.map((m) => [m.name, m.ready, m.timelines, m.caughtUp])).toEqual([
+      ['wal-0', true, 0, true], ['wal-1', false, 0, false], ['wal-2', true, 0, true],
+    ]);
   });
 });
 
@@ -217,6 +249,28 @@ describe('Tenant reconcile', () => {
     await run(ctx, 4);
     const { tenantId } = await tenantStatus(kube);
     await kube.delete(kinds.Tenant, NS, 'app');
+    await run(ctx, 1);
+    for (const m of members) expect(m.tenants.has(tenantId!)).toBe(false);
+    expect(kube.store.has(`Tenant/${NS}/app`)).toBe(false);
+  });
+
+  test('deletion stops the compute first: the tenant stays on the safekeepers until the StatefulSet and its pods are gone', async () => {
+    const { kube, ctx, members } = await readyCluster();
+    await run(ctx, 4);
+    const { tenantId } = await tenantStatus(kube);
+    expect(kube.store.has(`StatefulSet/${NS}/app-compute`)).toBe(true);
+    // The compute pod, as the StatefulSet controller made it.
+    kube.seed(kinds.Pod, {
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name: 'app-compute-0', namespace: NS, labels: { 'walkeeper.io/tenant': 'app' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'app-compute', uid: 'x' }] },
+      status: { podIP: '10.0.1.1', conditions: [{ type: 'Ready', status: 'True' }] },
+    });
+    await kube.delete(kinds.Tenant, NS, 'app');
+    await run(ctx, 2);
+    expect(kube.store.has(`StatefulSet/${NS}/app-compute`)).toBe(false);
+    for (const m of members) expect(m.tenants.has(tenantId!)).toBe(true); // its proposer may still be running
+    expect(kube.store.get(`Tenant/${NS}/app`)!.metadata.finalizers).toEqual(['walkeeper.io/tenant-cleanup']);
+    await kube.delete(kinds.Pod, NS, 'app-compute-0'); // the pod is gone
     await run(ctx, 1);
     for (const m of members) expect(m.tenants.has(tenantId!)).toBe(false);
     expect(kube.store.has(`Tenant/${NS}/app`)).toBe(false);

@@ -63,16 +63,17 @@ export interface TimelineJson {
   commit_lsn: string;
   timeline_start_lsn?: string;
   proposer_connected?: boolean;
-  readers?: number;
+  /** Replication readers connected to this member (the safekeeper sends one entry per reader). */
+  readers?: Array<{ application_name?: string; address?: string; sent_lsn: string; flush_lsn: string; lag_bytes: string }>;
 }
 export interface ProposerStatusJson {
   tenant_id: string;
   timeline_id: string;
-  state: 'streaming' | 'electing' | 'connecting' | 'fenced' | 'refused' | string;
+  state: 'connecting' | 'electing' | 'promoting' | 'streaming' | 'fenced' | 'refused' | (string & {});
   term?: string;
   commit_lsn?: string;
   quorum_healthy?: boolean;
-  safekeepers?: Array<{ address: string; state: string; flush_lsn?: string }>;
+  safekeepers?: Array<{ address: string; state: string; flush_lsn?: string; error?: string }>;
   reason?: string;
 }
 

@@ -98,3 +98,31 @@ export async function observeMembers(ctx: ControllerContext, sk: Safekeeper, pod
     return report;
   });
 }
+
+/**
+ * Reads the flush LSN of every timeline again on every member that answered before, after the
+ * first round (which gave the commit LSNs) has completed. The restart gate compares these flush
+ * LSNs with the earlier commit LSNs: reading the reference strictly before the flush positions
+ * means the members' reads, which are never simultaneous, cannot make a member that is on the
+ * live stream look behind. A member whose re-read fails keeps its first reading.
+ */
+export async function rereadFlush(ctx: ControllerContext, sk: Safekeeper, reports: MemberReport[]): Promise<MemberReport[]> {
+  const pods = new Map(reports.flatMap((r) => (r.pod ? [[r.name, r.pod] as const] : [])));
+  const byName = new Map(reports.map((r) => [r.name, r]));
+  return forEachMember(ctx, sk, pods, async ({ name, client }) => {
+    const before = byName.get(name)!;
+    if (!before.reachable) return before;
+    const api = client();
+    const timelines = { ...before.timelines };
+    try {
+      for (const key of Object.keys(timelines)) {
+        const [tenant, timeline] = key.split('/') as [string, string];
+        const detail = await api.timeline(tenant, timeline);
+        if (detail) timelines[key] = { flush_lsn: detail.flush_lsn, commit_lsn: timelines[key]!.commit_lsn };
+      }
+    } catch {
+      // keep what the first round saw
+    }
+    return { ...before, timelines };
+  });
+}

@@ -9,9 +9,9 @@ import { buildStatefulSet, revisionOf } from '../../specs/safekeeper.js';
 import { writeStatusIfChanged } from '../common/apply.js';
 import type { ControllerContext } from '../context.js';
 import { applySafekeeperChildren } from './apply.js';
-import { listMemberPods, observeMembers } from './observe.js';
+import { listMemberPods, observeMembers, rereadFlush } from './observe.js';
 import { executeRollout } from './rollout.js';
-import { computeSafekeeperStatus, timelinesOf, toMemberObservations } from './status.js';
+import { commitLsnOf, computeSafekeeperStatus, timelinesOf, toMemberObservations } from './status.js';
 
 export async function reconcileSafekeeper(ctx: ControllerContext, key: string): Promise<ReconcileResult> {
   const { namespace, name } = splitKey(key);
@@ -38,14 +38,23 @@ export async function reconcileSafekeeper(ctx: ControllerContext, key: string): 
   const pods = await listMemberPods(ctx, sk);
   const reports = await observeMembers(ctx, sk, pods);
   const members = toMemberObservations(reports, ctx.options.lagThresholdBytes);
-  const plan: RolloutAction = planRollout({
-    desiredRevision,
-    statefulSetRevision: revisionOf(statefulSet),
-    size: sk.spec.replicas,
-    members,
-    timelines: timelinesOf(reports),
-    restartedAt: sk.metadata.annotations?.[ANNOTATION_RESTARTED_AT],
-  });
+  const planFor = (observed: typeof members): RolloutAction =>
+    planRollout({
+      desiredRevision,
+      statefulSetRevision: revisionOf(statefulSet),
+      size: sk.spec.replicas,
+      members: observed,
+      timelines: timelinesOf(reports),
+      commitLsn: commitLsnOf(reports),
+      commitSlackBytes: ctx.options.commitSlackBytes,
+      restartedAt: sk.metadata.annotations?.[ANNOTATION_RESTARTED_AT],
+    });
+  let plan = planFor(members);
+  if (plan.type === 'wait' && plan.awaitingCommit) {
+    // Held only by the commit gate: read the flush LSNs once more, now that the commit LSNs are
+    // known, and judge those against the commit LSNs of the first round.
+    plan = planFor(toMemberObservations(await rereadFlush(ctx, sk, reports), ctx.options.lagThresholdBytes));
+  }
   await executeRollout(ctx, sk, plan, reports);
 
   const status = computeSafekeeperStatus({ sk, desiredRevision, reports, members, plan, now: ctx.now().toISOString() });
@@ -57,6 +66,7 @@ export async function reconcileSafekeeper(ctx: ControllerContext, key: string): 
   }
 
   if (plan.type === 'deletePod') return { requeueAfterMs: 2000 };
+  if (plan.type === 'wait' && plan.restarting !== undefined) return { requeueAfterMs: 2000 }; // a restart in flight: follow it closely
   if (plan.type !== 'none') return { requeueAfterMs: 5000 };
   return { requeueAfterMs: ctx.options.pollIntervalMs };
 }

@@ -12,14 +12,10 @@ export function timelinesOf(reports: MemberReport[]): string[] {
   return [...new Set(reports.flatMap((r) => Object.keys(r.timelines)))].sort();
 }
 
-/**
- * Per timeline, the reference is the highest commit LSN any member reports; a member is caught up when
- * it holds the timeline and its flush LSN is within `lagThresholdBytes` of that reference.
- */
-export function caughtUpMap(reports: MemberReport[], lagThresholdBytes: bigint): Map<string, Record<string, boolean>> {
-  const timelines = timelinesOf(reports);
-  const reference = new Map<string, bigint>();
-  for (const t of timelines) {
+/** Per timeline, the reference commit LSN: the highest commit LSN any member reports. */
+export function commitLsnOf(reports: MemberReport[]): Record<string, bigint> {
+  const out: Record<string, bigint> = {};
+  for (const t of timelinesOf(reports)) {
     let max = 0n;
     for (const r of reports) {
       const v = r.timelines[t];
@@ -27,18 +23,34 @@ export function caughtUpMap(reports: MemberReport[], lagThresholdBytes: bigint):
       const commit = parseLsn(v.commit_lsn);
       if (commit > max) max = commit;
     }
-    reference.set(t, max);
+    out[t] = max;
   }
+  return out;
+}
+
+/**
+ * A member is caught up on a timeline when it answered, holds the timeline and its flush LSN is
+ * within `lagThresholdBytes` of the reference commit LSN. A member that did not answer is never
+ * caught up, whatever it reported before (or did not report).
+ */
+export function caughtUpMap(reports: MemberReport[], lagThresholdBytes: bigint): Map<string, Record<string, boolean>> {
+  const timelines = timelinesOf(reports);
+  const reference = commitLsnOf(reports);
   const out = new Map<string, Record<string, boolean>>();
   for (const r of reports) {
     const flags: Record<string, boolean> = {};
     for (const t of timelines) {
       const v = r.timelines[t];
-      flags[t] = !!v && parseLsn(v.flush_lsn) + lagThresholdBytes >= reference.get(t)!;
+      flags[t] = r.reachable && !!v && parseLsn(v.flush_lsn) + lagThresholdBytes >= reference[t]!;
     }
     out.set(r.name, flags);
   }
   return out;
+}
+
+/** Whether the member is caught up on every timeline of the cluster; an unreachable member never is. */
+export function memberCaughtUp(report: MemberReport, flags: Record<string, boolean>, timelines: string[]): boolean {
+  return report.reachable && timelines.every((t) => flags[t] === true);
 }
 
 export function toMemberObservations(reports: MemberReport[], lagThresholdBytes: bigint): MemberObservation[] {
@@ -51,6 +63,7 @@ export function toMemberObservations(reports: MemberReport[], lagThresholdBytes:
     ready: r.podReady && r.reachable,
     revision: revisionOf(r.pod),
     caughtUp: caughtUp.get(r.name) ?? {},
+    flushLsn: r.reachable ? Object.fromEntries(Object.entries(r.timelines).map(([t, v]) => [t, parseLsn(v.flush_lsn)])) : {},
   }));
 }
 
@@ -75,7 +88,7 @@ export function computeSafekeeperStatus(input: SafekeeperStatusInputs): Safekeep
     ready: m.ready,
     ...(m.revision ? { revision: m.revision } : {}),
     timelines: Object.keys(reports[i].timelines).length,
-    caughtUp: timelines.every((t) => m.caughtUp[t] === true),
+    caughtUp: memberCaughtUp(reports[i], m.caughtUp, timelines),
     ...(reports[i].error ? { lastError: reports[i].error } : !reports[i].pod ? { lastError: 'pod does not exist' } : {}),
   }));
   const available = members.filter((m) => m.ready).length;
@@ -92,7 +105,8 @@ export function computeSafekeeperStatus(input: SafekeeperStatusInputs): Safekeep
   if (plan.type === 'none') {
     conditions.push({ type: 'Progressing', status: 'False', reason: 'RolloutComplete', message: plan.reason });
   } else {
-    const reason = plan.type === 'deletePod' ? 'RestartingMember' : plan.type === 'hold' ? 'RolloutHeld' : 'RolloutWaiting';
+    const restarting = plan.type === 'deletePod' || (plan.type === 'wait' && plan.restarting !== undefined);
+    const reason = restarting ? 'RestartingMember' : plan.type === 'hold' ? 'RolloutHeld' : 'RolloutWaiting';
     conditions.push({ type: 'Progressing', status: 'True', reason, message: `${updated} of ${size} members on revision ${desiredRevision}; ${plan.reason}` });
   }
   const troubled = memberStatus.filter((m) => !m.ready || !m.caughtUp);

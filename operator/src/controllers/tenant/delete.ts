@@ -1,9 +1,10 @@
-// Tenant deletion: stop the compute, remove the tenant from every safekeeper (404 = already gone),
-// then drop the walkeeper.io/tenant-cleanup finalizer with an optimistic-locked patch.
+// Tenant deletion, in this order: make the compute gone (its StatefulSet deleted and every compute
+// pod gone, so no proposer still pushes WAL), then remove the tenant from every safekeeper (404 =
+// already gone), then drop the walkeeper.io/tenant-cleanup finalizer with an optimistic-locked patch.
 import { TENANT_FINALIZER, type Safekeeper, type Tenant } from '../../api/schema.js';
 import { validateResource } from '../../api/validation.js';
-import { names } from '../../specs/meta.js';
-import type { KubeObject } from '../../specs/types.js';
+import { LABEL_TENANT, names } from '../../specs/meta.js';
+import type { KubeObject, PodLike } from '../../specs/types.js';
 import { kinds } from '../../runtime/kube.js';
 import type { ReconcileResult } from '../../runtime/queue.js';
 import type { ControllerContext } from '../context.js';
@@ -20,15 +21,39 @@ export async function removeFinalizer(ctx: ControllerContext, tenant: Tenant): P
   });
 }
 
+/**
+ * Deletes the compute StatefulSet (once) and reports what of the compute is still there: the
+ * StatefulSet itself or any of its pods (terminating pods included: their proposer may still be
+ * pushing WAL). Undefined when the compute is gone.
+ */
+async function stopCompute(ctx: ControllerContext, tenant: Tenant): Promise<string | undefined> {
+  const ns = tenant.metadata.namespace;
+  const n = tenant.metadata.name ?? '';
+  const sts = await ctx.client.get<KubeObject>(kinds.StatefulSet, ns, names.computeStatefulSet(n));
+  const owned = sts && sts.metadata.ownerReferences?.some((r) => r.uid === tenant.metadata.uid);
+  if (sts && owned && !sts.metadata.deletionTimestamp) {
+    await ctx.client.delete(kinds.StatefulSet, ns, sts.metadata.name ?? '', { uid: sts.metadata.uid, propagationPolicy: 'Foreground' });
+    ctx.events.record(tenant as unknown as KubeObject, 'Normal', 'StoppingCompute', `deleted StatefulSet ${sts.metadata.name}; the tenant is removed from the safekeepers once its pods are gone`);
+  }
+  const { items } = await ctx.client.list<PodLike>(kinds.Pod, ns, `${LABEL_TENANT}=${n}`);
+  const pods = items.filter((p) => p.metadata.name === names.computePod(n) || p.metadata.ownerReferences?.some((r) => r.kind === 'StatefulSet' && r.name === names.computeStatefulSet(n)));
+  if (pods.length > 0) return `pod ${pods.map((p) => p.metadata.name).join(', ')}`;
+  // Foreground deletion keeps the StatefulSet until the garbage collector has removed its pods.
+  if (owned && (await ctx.client.get<KubeObject>(kinds.StatefulSet, ns, names.computeStatefulSet(n)))) return `StatefulSet ${sts.metadata.name}`;
+  return undefined;
+}
+
 export async function finalizeTenant(ctx: ControllerContext, tenant: Tenant): Promise<ReconcileResult> {
   if (!tenant.metadata.finalizers?.includes(TENANT_FINALIZER)) return {};
   const owner = tenant as unknown as KubeObject;
   const tenantId = tenant.status?.tenantId ?? tenant.spec.tenantId;
   const skipped = tenant.metadata.annotations?.[ANNOTATION_SKIP_CLEANUP] === 'true';
 
-  const sts = await ctx.client.get<KubeObject>(kinds.StatefulSet, tenant.metadata.namespace, names.computeStatefulSet(tenant.metadata.name ?? ''));
-  if (sts && sts.metadata.ownerReferences?.some((r) => r.uid === tenant.metadata.uid)) {
-    await ctx.client.delete(kinds.StatefulSet, tenant.metadata.namespace, sts.metadata.name ?? '', { uid: sts.metadata.uid, propagationPolicy: 'Foreground' });
+  const computeLeft = await stopCompute(ctx, tenant);
+  if (computeLeft) {
+    // The tenant must not vanish under a running proposer: wait for the compute to be gone.
+    ctx.log.debug({ tenant: tenant.metadata.name, computeLeft }, 'tenant deletion waits for the compute to stop');
+    return { requeueAfterMs: 1000 };
   }
 
   const found = await ctx.client.get<Safekeeper & { [k: string]: unknown }>(kinds.Safekeeper, tenant.metadata.namespace, tenant.spec.safekeeperRef.name);
