@@ -130,6 +130,11 @@ function superviseOperator(a: Args, url: string, log: (m: string) => void): { st
 
 async function serve(a: Args): Promise<void> {
   const log = (m: string) => console.error(`[harness] ${m}`);
+  if (!a.snapshot) {
+    // The objects that owned an earlier run's volumes are gone with its memory: a fresh PostgreSQL
+    // would find a data directory with another password, a safekeeper another cluster's WAL.
+    for (const d of ['volumes', 'pods']) fs.rmSync(path.join(a.stateDir, d), { recursive: true, force: true });
+  }
   let runtime: PodRuntime;
   let attach: ((h: Awaited<ReturnType<typeof startHarness>>) => void) | undefined;
   if (a.runPods) {
