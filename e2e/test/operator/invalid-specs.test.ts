@@ -62,6 +62,16 @@ const badSafekeepers: [string, Record<string, unknown>, string][] = [
   ['toleration effect unknown', { tolerations: [{ key: 'k', effect: 'Maybe' }] }, 'spec.tolerations[0].effect'],
   ['toleration seconds not a number', { tolerations: [{ key: 'k', tolerationSeconds: 'soon' }] }, 'spec.tolerations[0].tolerationSeconds'],
   ['affinity not an object', { affinity: 'close' }, 'spec.affinity'],
+  ['remote storage url missing', { remoteStorage: { region: 'eu-west-1' } }, 'spec.remoteStorage.url'],
+  ['remote storage url of an unknown scheme', { remoteStorage: { url: 'gs://bucket/wal' } }, 'spec.remoteStorage.url'],
+  ['remote storage bucket name invalid', { remoteStorage: { url: 's3://B/wal' } }, 'spec.remoteStorage.url'],
+  ['remote storage endpoint not a URL', { remoteStorage: { url: 's3://wal-bucket', endpoint: 'minio:9000' } }, 'spec.remoteStorage.endpoint'],
+  ['remote storage checksum unknown', { remoteStorage: { url: 's3://wal-bucket', checksum: 'always' } }, 'spec.remoteStorage.checksum'],
+  ['S3 options on a file:// store', { remoteStorage: { url: 'file:///mnt/wal', region: 'eu-west-1' } }, 'spec.remoteStorage'],
+  ['remote storage secret name not a string', { remoteStorage: { url: 's3://wal-bucket', credentials: { secretRef: { name: 5 } } } }, 'spec.remoteStorage.credentials.secretRef.name'],
+  ['walKeepSize without a PostgreSQL unit', { walKeepSize: '64' }, 'spec.walKeepSize'],
+  ['walKeepSize in Kubernetes units', { walKeepSize: '1Gi' }, 'spec.walKeepSize'],
+  ['maxSlotWalKeepSize not a size', { maxSlotWalKeepSize: 'lots' }, 'spec.maxSlotWalKeepSize'],
 ];
 
 const badTenants: [string, Record<string, unknown>, string][] = [
@@ -86,6 +96,13 @@ describe('a bad value in any field is refused at apply time, naming the field', 
     expect(r.code).not.toBe(0);
     expect(r.out).toContain(field);
   });
+});
+
+test('a Safekeeper with every WAL lifecycle field set is accepted as written', async () => {
+  const spec = { remoteStorage: { url: 's3://wal-bucket/prod', endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1', pathStyle: true, checksum: 'when_required', credentials: { secretRef: { name: 'wal-bucket' } } }, walKeepSize: '1GB', maxSlotWalKeepSize: '-1' };
+  expect((await apply(safekeeper(spec, 'lifecycle'))).code).toBe(0);
+  const got = await kubectl(['get', 'safekeeper', 'lifecycle', '-o', 'json']);
+  expect(JSON.parse(got.out).spec).toMatchObject(spec);
 });
 
 describe('immutable fields are refused on change, naming the field', () => {

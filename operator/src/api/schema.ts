@@ -74,6 +74,44 @@ const Immutable = (message: string) => ({ 'x-kubernetes-validations': [{ rule: '
 
 // ---- Safekeeper -----------------------------------------------------------------------------
 
+/** A size as PostgreSQL settings write it (the units of wal_keep_size), as the safekeeper's flags take it. */
+const PG_SIZE_BODY = '[0-9]+(B|kB|MB|GB|TB)';
+const PG_SIZE_PATTERN = `^${PG_SIZE_BODY}$`;
+
+const SecretRef = (description: string) => Type.Object({ name: Type.String({ minLength: 1 }) }, { description });
+
+/** Where the members offload committed WAL (the safekeeper's --remote-storage flags). */
+const RemoteStorage = Type.Object(
+  {
+    url: Type.String({
+      description: 's3://bucket/prefix for an S3-compatible store, or file:///dir (a directory every member mounts).',
+      pattern: '^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file:///.+)$',
+    }),
+    endpoint: Type.Optional(Type.String({ description: 'S3 endpoint URL (http(s)://host:port); unset: AWS for the region.', pattern: '^https?://.+' })),
+    region: Type.Optional(Type.String({ minLength: 1, description: 'S3 region (default us-east-1).' })),
+    pathStyle: Type.Optional(Type.Boolean({ description: 'Path-style addressing (endpoint/bucket/key), which most S3-compatible stores need.' })),
+    checksum: Type.Optional(
+      Type.String({
+        enum: ['when_supported', 'when_required'],
+        description: 'When the S3 client adds request checksums: when_supported (the SDK default) or when_required (for S3-compatible stores that refuse them).',
+      }),
+    ),
+    credentials: Type.Optional(
+      Type.Object(
+        { secretRef: SecretRef('Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN).') },
+        { required: ['secretRef'], description: 'Unset: the SDK\'s default credential chain (e.g. a pod identity).' },
+      ),
+    ),
+  },
+  {
+    required: ['url'],
+    description: 'Object storage the members offload committed WAL to; WAL leaves a member\'s disk only once it is there.',
+    'x-kubernetes-validations': [
+      { rule: "self.url.startsWith('s3://') || (!has(self.endpoint) && !has(self.region) && !has(self.pathStyle) && !has(self.checksum) && !has(self.credentials))", message: 'endpoint, region, pathStyle, checksum and credentials apply only to an s3:// url' },
+    ],
+  },
+);
+
 export const SafekeeperSpec = Type.Object(
   {
     replicas: Type.Integer({
@@ -123,6 +161,21 @@ export const SafekeeperSpec = Type.Object(
     nodeSelector: Type.Optional(StringMap('Node labels the pods must match.')),
     tolerations: Type.Optional(Type.Array(Toleration, { description: 'Pod tolerations (core/v1 Toleration).' })),
     affinity: Type.Optional(PassThroughObject('Pod affinity (core/v1 Affinity), passed through verbatim.')),
+    remoteStorage: Type.Optional(RemoteStorage),
+    walKeepSize: Type.Optional(
+      Type.String({
+        description:
+          'WAL each member keeps below the commit LSN even when nothing else needs it (PostgreSQL units: 64MB, 1GB). Unset: the safekeeper default.',
+        pattern: PG_SIZE_PATTERN,
+      }),
+    ),
+    maxSlotWalKeepSize: Type.Optional(
+      Type.String({
+        description:
+          'Most WAL a reader\'s replication slot may hold below the commit LSN (64MB, 1GB; -1 = unlimited, the default); a slot further behind is invalidated and its reader told why.',
+        pattern: `^(-1|${PG_SIZE_BODY})$`,
+      }),
+    ),
   },
   { required: ['replicas', 'image', 'storage'] },
 );
@@ -135,6 +188,16 @@ export const SafekeeperMemberStatus = Type.Object(
     revision: Type.Optional(Type.String()),
     timelines: Type.Integer({ minimum: 0, description: 'Timelines this member holds.' }),
     caughtUp: Type.Boolean({ description: 'Within the lag threshold of the commit LSN on every timeline.' }),
+    disk: Type.Optional(
+      Type.Object(
+        {
+          usedBytes: Type.Integer({ minimum: 0 }),
+          totalBytes: Type.Integer({ minimum: 0 }),
+          highWater: Type.Boolean({ description: 'Use is past the member\'s high-water mark: WAL removal is held or the volume is too small.' }),
+        },
+        { required: ['usedBytes', 'totalBytes', 'highWater'], description: 'The member\'s data volume, as the safekeeper reports it.' },
+      ),
+    ),
     lastError: Type.Optional(Type.String()),
   },
   { required: ['name', 'ready', 'timelines', 'caughtUp'] },
@@ -209,6 +272,8 @@ export const TenantMemberStatus = Type.Object(
     registered: Type.Boolean(),
     flushLsn: Type.Optional(Type.String()),
     lagBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    backupLsn: Type.Optional(Type.String({ description: 'Everything below is in remote storage (as this member knows it).' })),
+    localStartLsn: Type.Optional(Type.String({ description: 'First LSN still on the member\'s disk.' })),
     lastError: Type.Optional(Type.String()),
   },
   { required: ['name', 'registered'] },
@@ -220,6 +285,15 @@ export const TenantStatus = Type.Object({
   tenantId: Type.Optional(Type.String({ pattern: HEX32_PATTERN })),
   timelineId: Type.Optional(Type.String({ pattern: HEX32_PATTERN })),
   commitLsn: Type.Optional(Type.String()),
+  offload: Type.Optional(
+    Type.Object(
+      {
+        backupLsn: Type.String({ description: 'Highest backup LSN any member reports: WAL below it is in remote storage.' }),
+        lagBytes: Type.Integer({ minimum: 0, description: 'Committed WAL not yet in remote storage (commit LSN minus backup LSN).' }),
+      },
+      { required: ['backupLsn', 'lagBytes'], description: 'Present when the Safekeeper has remote storage.' },
+    ),
+  ),
   members: Type.Optional(Type.Array(TenantMemberStatus)),
   quorum: Type.Optional(
     Type.Object(

@@ -41,8 +41,36 @@ export function buildConfigMap(sk: Safekeeper, opts: SafekeeperBuildOptions = de
       WALKEEPER_LOG_FORMAT: 'json',
       // For humans and tools: the member addresses a proposer should use.
       WALKEEPER_SAFEKEEPERS: safekeeperAddresses(sk, opts),
+      ...walLifecycleSettings(sk),
     },
   };
+}
+
+/**
+ * The WAL lifecycle flags (offload, keep sizes) as the safekeeper's environment twins. They sit
+ * in the ConfigMap, so a change is part of the config hash and rolls the members one by one.
+ */
+function walLifecycleSettings(sk: Safekeeper): Record<string, string> {
+  const out: Record<string, string> = {};
+  const remote = sk.spec.remoteStorage;
+  if (remote) {
+    out.WALKEEPER_REMOTE_STORAGE = remote.url;
+    if (remote.endpoint !== undefined) out.WALKEEPER_REMOTE_STORAGE_ENDPOINT = remote.endpoint;
+    if (remote.region !== undefined) out.WALKEEPER_REMOTE_STORAGE_REGION = remote.region;
+    if (remote.pathStyle !== undefined) out.WALKEEPER_REMOTE_STORAGE_PATH_STYLE = String(remote.pathStyle);
+    if (remote.checksum !== undefined) out.WALKEEPER_REMOTE_STORAGE_CHECKSUM = remote.checksum;
+  }
+  if (sk.spec.walKeepSize !== undefined) out.WALKEEPER_WAL_KEEP_SIZE = sk.spec.walKeepSize;
+  if (sk.spec.maxSlotWalKeepSize !== undefined) out.WALKEEPER_MAX_SLOT_WAL_KEEP_SIZE = sk.spec.maxSlotWalKeepSize;
+  return out;
+}
+
+/** Object-store credentials from the user's Secret, under the AWS names the S3 client reads. */
+function remoteStorageCredentialsEnv(sk: Safekeeper): Json[] {
+  const secretName = sk.spec.remoteStorage?.credentials?.secretRef.name;
+  if (!secretName) return [];
+  const key = (name: string, optional = false) => ({ name, valueFrom: { secretKeyRef: { name: secretName, key: name, ...(optional ? { optional: true } : {}) } } });
+  return [key('AWS_ACCESS_KEY_ID'), key('AWS_SECRET_ACCESS_KEY'), key('AWS_SESSION_TOKEN', true)];
 }
 
 export function buildHeadlessService(sk: Safekeeper): KubeObject {
@@ -126,7 +154,7 @@ function podTemplate(sk: Safekeeper, configHash: string): { metadata: KubeObject
     // Only the public key is mounted; the admin token in the same Secret stays with the operator.
     volumes.push({ name: 'auth', secret: { secretName: sk.spec.auth.secretRef.name, items: [{ key: 'public.pem', path: 'public.pem' }] } });
   }
-  const env: Json[] = [];
+  const env: Json[] = [...remoteStorageCredentialsEnv(sk)];
   if (sk.spec.tls) {
     env.push({ name: 'WALKEEPER_TLS_CERT', value: `${TLS_MOUNT}/tls.crt` }, { name: 'WALKEEPER_TLS_KEY', value: `${TLS_MOUNT}/tls.key` });
     volumeMounts.push({ name: 'tls', mountPath: TLS_MOUNT, readOnly: true });

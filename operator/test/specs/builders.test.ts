@@ -54,6 +54,38 @@ describe('Safekeeper builders', () => {
     expect(sts.spec.template.spec!.topologySpreadConstraints).toEqual(expect.arrayContaining([expect.objectContaining({ topologyKey: 'topology.kubernetes.io/zone' })]));
   });
 
+  test('remote storage and keep sizes reach the pods through the ConfigMap; credentials from the Secret', () => {
+    const sk = safekeeper({
+      remoteStorage: { url: 's3://wal-bucket/prod', endpoint: 'http://minio:9000', region: 'eu-west-1', pathStyle: true, checksum: 'when_required', credentials: { secretRef: { name: 'wal-bucket' } } },
+      walKeepSize: '1GB',
+      maxSlotWalKeepSize: '10GB',
+    });
+    const children = buildSafekeeperChildren(sk);
+    const cm = children.find((c) => c.kind === 'ConfigMap') as unknown as { data: Record<string, string> };
+    expect(cm.data).toMatchObject({
+      WALKEEPER_REMOTE_STORAGE: 's3://wal-bucket/prod',
+      WALKEEPER_REMOTE_STORAGE_ENDPOINT: 'http://minio:9000',
+      WALKEEPER_REMOTE_STORAGE_REGION: 'eu-west-1',
+      WALKEEPER_REMOTE_STORAGE_PATH_STYLE: 'true',
+      WALKEEPER_REMOTE_STORAGE_CHECKSUM: 'when_required',
+      WALKEEPER_WAL_KEEP_SIZE: '1GB',
+      WALKEEPER_MAX_SLOT_WAL_KEEP_SIZE: '10GB',
+    });
+    const c = container(buildStatefulSet(sk));
+    expect(c.env).toEqual([
+      { name: 'AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: 'wal-bucket', key: 'AWS_ACCESS_KEY_ID' } } },
+      { name: 'AWS_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 'wal-bucket', key: 'AWS_SECRET_ACCESS_KEY' } } },
+      { name: 'AWS_SESSION_TOKEN', valueFrom: { secretKeyRef: { name: 'wal-bucket', key: 'AWS_SESSION_TOKEN', optional: true } } },
+    ]);
+    // The settings are part of the config hash, so changing them rolls the members.
+    const before = buildStatefulSet(sk).spec.template.metadata?.annotations;
+    const after = buildStatefulSet(safekeeper({ ...sk.spec, walKeepSize: '2GB' })).spec.template.metadata?.annotations;
+    expect(after?.['walkeeper.io/config-hash']).not.toEqual(before?.['walkeeper.io/config-hash']);
+    // Without them, nothing lifecycle-related is set: the safekeeper's defaults apply.
+    const plain = buildSafekeeperChildren(safekeeper()).find((c) => c.kind === 'ConfigMap') as unknown as { data: Record<string, string> };
+    expect(Object.keys(plain.data).filter((k) => /REMOTE_STORAGE|WAL_KEEP_SIZE/.test(k))).toEqual([]);
+  });
+
   test('auth mounts only public.pem and passes --auth-public-key', () => {
     const sts = buildStatefulSet(safekeeper({ auth: { secretRef: { name: 'wal-auth' } } }));
     expect(container(sts).command.slice(-2)).toEqual(['--auth-public-key', '/etc/walkeeper/auth/public.pem']);
