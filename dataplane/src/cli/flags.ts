@@ -18,3 +18,6 @@ export function parseIntFlag(name: string, value: string, min: number, max: numb
   if (!Number.isInteger(n) || n < min || n > max) throw new Error(`invalid --${name} "${value}": expected an integer from ${min} to ${max}`);
   return n;
 }
+
+
+export { parseSizeFlag } from '../common/size.js';

@@ -18,6 +18,7 @@ program
   .addOption(flag('--auth-public-key <file>', 'PEM public key; when set, every connection and request needs a JWT'))
   .addOption(flag('--tls-cert <file>', 'PEM certificate (chain); with --tls-key, both ports require TLS'))
   .addOption(flag('--tls-key <file>', 'PEM private key of --tls-cert'))
+  .addOption(flag('--max-slot-wal-keep-size <size>', 'most WAL a reader\'s replication slot may hold below the commit LSN (64MB, 1GB; -1 = unlimited); a slot further behind is invalidated', '-1'))
   .addOption(flag('--log-format <format>', 'json or text', 'json'))
   .action(runSafekeeper);
 

@@ -4,6 +4,8 @@ import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom
 
 export interface TimelineGaugeSource {
   timelineGauges(): { tenantId: string; timelineId: string; flushLsn: bigint; commitLsn: bigint; term: bigint }[];
+  /** readers' replication slots of every timeline */
+  slotGauges?(): { tenantId: string; timelineId: string; name: string; retainedBytes: bigint; active: boolean; lost: boolean }[];
 }
 
 export class SafekeeperMetrics {
@@ -20,6 +22,12 @@ export class SafekeeperMetrics {
   readonly proposers = new Gauge({ name: 'walkeeper_connected_proposers', help: 'proposer (WAL push) connections', registers: [this.registry] });
   readonly readers = new Gauge({ name: 'walkeeper_connected_readers', help: 'replication reader connections', registers: [this.registry] });
   readonly protocolErrors = new Counter({ name: 'walkeeper_protocol_errors_total', help: 'connections closed because of malformed or refused input', labelNames: ['code'], registers: [this.registry] });
+  readonly slotInvalidations = new Counter({
+    name: 'walkeeper_slot_invalidations_total',
+    help: 'replication slots invalidated for holding more than --max-slot-wal-keep-size',
+    labelNames: ['tenant_id', 'timeline_id', 'slot_name'],
+    registers: [this.registry],
+  });
 
   constructor(source: TimelineGaugeSource) {
     collectDefaultMetrics({ register: this.registry });
@@ -37,5 +45,19 @@ export class SafekeeperMetrics {
     perTimeline('walkeeper_timeline_flush_lsn', 'flush LSN of the timeline (bytes)', (t) => t.flushLsn);
     perTimeline('walkeeper_timeline_commit_lsn', 'commit LSN of the timeline (bytes)', (t) => t.commitLsn);
     perTimeline('walkeeper_timeline_term', 'current term of the timeline', (t) => t.term);
+    const perSlot = (name: string, help: string, pick: (s: NonNullable<ReturnType<NonNullable<TimelineGaugeSource['slotGauges']>>>[number]) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['tenant_id', 'timeline_id', 'slot_name'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const s of source.slotGauges?.() ?? []) this.set({ tenant_id: s.tenantId, timeline_id: s.timelineId, slot_name: s.name }, pick(s));
+        },
+      });
+    perSlot('walkeeper_slot_retained_bytes', 'WAL bytes a replication slot keeps from removal (commit LSN minus its saved restart LSN; 0 once lost)', (s) => Number(s.retainedBytes));
+    perSlot('walkeeper_slot_active', '1 while a reader streams from the slot', (s) => (s.active ? 1 : 0));
+    perSlot('walkeeper_slot_lost', '1 once the slot was invalidated (wal_status lost)', (s) => (s.lost ? 1 : 0));
   }
 }

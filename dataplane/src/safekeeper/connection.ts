@@ -15,6 +15,7 @@ import {
   encodeEmptyQueryResponse,
   encodeEncryptionRefused,
   encodeErrorResponse,
+  encodeNoticeResponse,
   encodeParameterStatus,
   encodeReadyForQuery,
   encodeRowDescription,
@@ -30,7 +31,9 @@ import type { Timeline } from './timeline.js';
 import { WalReceiver } from './receiveWal.js';
 import { WalSender } from './sendWal.js';
 import { randomInt } from 'node:crypto';
-import { currentPgTimeline, historyFileFor, historyFileName } from '../consensus/pgTimeline.js';
+import { currentPgTimeline, historyFileFor, historyFileName, type PgTimelineHistory } from '../consensus/pgTimeline.js';
+import { SlotError, SlotSqlState, truncateSlotIdentifier, type SlotLease } from './slots.js';
+import type { Lsn } from '../common/lsn.js';
 
 /** A sub-protocol that owns the connection's CopyData stream after START_*. */
 export interface CopyHandler {
@@ -48,8 +51,14 @@ export class ConnectionError extends Error {
     readonly sqlState: string,
     readonly severity: 'ERROR' | 'FATAL' = 'FATAL',
     readonly detail?: string,
+    readonly hint?: string,
   ) {
     super(message);
+  }
+
+  /** A refused slot command, as PostgreSQL reports it. */
+  static fromSlot(err: SlotError, severity: 'ERROR' | 'FATAL' = 'ERROR'): ConnectionError {
+    return new ConnectionError(err.message, err.sqlState, severity, err.detail, err.hint);
   }
 }
 
@@ -316,14 +325,25 @@ export class PgConnection {
     try {
       await this.runCommand(cmd);
     } catch (err) {
-      if (err instanceof ConnectionError && err.severity === 'ERROR') return this.queryError(err.message, err.sqlState, err.detail);
+      if (err instanceof ConnectionError && err.severity === 'ERROR') return this.queryError(err.message, err.sqlState, err.detail, err.hint);
+      if (err instanceof SlotError) return this.queryError(err.message, err.sqlState, err.detail, err.hint);
       throw err;
     }
   }
 
   /** An ERROR for one query: the connection stays usable. */
-  private queryError(message: string, code: string, detail?: string): void {
-    this.write(Buffer.concat([encodeErrorResponse({ severity: 'ERROR', code, message, detail }), encodeReadyForQuery('I')]));
+  private queryError(message: string, code: string, detail?: string, hint?: string): void {
+    this.write(Buffer.concat([encodeErrorResponse({ severity: 'ERROR', code, message, detail, hint }), encodeReadyForQuery('I')]));
+  }
+
+  /**
+   * A slot name as PostgreSQL's lexer leaves it: 64 bytes or more are cut to 63, with the
+   * NOTICE PostgreSQL sends before the command's answer.
+   */
+  private slotName(raw: string): string {
+    const { name, notice } = truncateSlotIdentifier(raw);
+    if (notice) this.write(encodeNoticeResponse({ severity: 'NOTICE', code: SlotSqlState.nameTooLong, message: notice }));
+    return name;
   }
 
   /** The timeline named in the startup options; readers and proposers need one. */
@@ -396,15 +416,58 @@ export class PgConnection {
         return;
       }
       case 'read_replication_slot': {
-        // Slots are not kept: answer "slot exists, no restart position", which makes
-        // pg_receivewal start from the server's current position as it does for a new slot.
-        await this.requireTimeline();
-        this.rows([{ name: 'slot_type', type: PgType.text }, { name: 'restart_lsn', type: PgType.text }, { name: 'restart_tli', type: PgType.int8 }], [['physical', null, null]], 'READ_REPLICATION_SLOT');
+        // As PostgreSQL 15: a row of NULLs for a slot that does not exist; restart_lsn and
+        // restart_tli NULL for one without a restart position (new, or invalidated).
+        const tl = await this.requireTimeline();
+        const name = this.slotName(cmd.slot);
+        const slot = tl.slots.get(name);
+        const s = tl.snapshot();
+        const row: (string | null)[] = !slot
+          ? [null, null, null]
+          : slot.restartLsn === 0n || slot.invalidation
+            ? ['physical', null, null]
+            : ['physical', formatLsn(slot.restartLsn), String(tliOf(s.pgTimelineHistory, slot.restartLsn))];
+        this.rows([{ name: 'slot_type', type: PgType.text }, { name: 'restart_lsn', type: PgType.text }, { name: 'restart_tli', type: PgType.int8 }], [row], 'READ_REPLICATION_SLOT');
         return;
       }
-      case 'create_replication_slot':
-      case 'drop_replication_slot':
-        throw new ConnectionError('replication slots are not supported by walkeeper safekeepers; connect without a slot or with any slot name (it is accepted and ignored)', SqlState.featureNotSupported, 'ERROR');
+      case 'create_replication_slot': {
+        const tl = await this.requireTimeline();
+        const name = this.slotName(cmd.slot);
+        if (cmd.slotType === 'logical') {
+          throw new ConnectionError('logical replication slots are not supported by a safekeeper: it serves physical replication only (CREATE_REPLICATION_SLOT name PHYSICAL)', SqlState.featureNotSupported, 'ERROR');
+        }
+        if (cmd.temporary) {
+          throw new ConnectionError(
+            'temporary replication slots are not supported by a safekeeper: create a permanent one (without TEMPORARY) and drop it when done, or stream without a slot',
+            SqlState.featureNotSupported,
+            'ERROR',
+          );
+        }
+        let reserveWal = false;
+        for (const [option, value] of Object.entries(cmd.options)) {
+          if (option !== 'reserve_wal') throw new ConnectionError(`unrecognized option: ${option}`, SqlState.syntaxError, 'ERROR');
+          const v = value.toLowerCase();
+          if (['', 'true', 'on', '1'].includes(v)) reserveWal = true;
+          else if (['false', 'off', '0'].includes(v)) reserveWal = false;
+          else throw new ConnectionError(`reserve_wal requires a Boolean value`, SqlState.syntaxError, 'ERROR');
+        }
+        const s = tl.snapshot();
+        const slot = await tl.slots.create(name, { reserveWal, commitLsn: s.commitLsn, timelineStartLsn: s.timelineStartLsn, walSegSize: s.walSegSize });
+        // PostgreSQL's answer for a physical slot: consistent_point 0/0, no snapshot, no plugin
+        this.rows(
+          [{ name: 'slot_name', type: PgType.text }, { name: 'consistent_point', type: PgType.text }, { name: 'snapshot_name', type: PgType.text }, { name: 'output_plugin', type: PgType.text }],
+          [[slot.name, '0/0', null, null]],
+          'CREATE_REPLICATION_SLOT',
+        );
+        return;
+      }
+      case 'drop_replication_slot': {
+        const tl = await this.requireTimeline();
+        const name = this.slotName(cmd.slot);
+        await tl.slots.drop(name, { wait: cmd.wait, cancelled: () => this.closed || tl.isClosed });
+        this.write(Buffer.concat([encodeCommandComplete('DROP_REPLICATION_SLOT'), encodeReadyForQuery('I')]));
+        return;
+      }
       case 'timeline_status': {
         const tl = this.tenantId && this.timelineId ? this.ctx.registry.getTimeline(this.tenantId, this.timelineId) : undefined;
         const s = tl?.snapshot();
@@ -418,14 +481,29 @@ export class PgConnection {
       }
       case 'start_replication': {
         const tl = await this.requireTimeline();
-        if (cmd.slot !== null && !/^[a-z0-9_]{1,63}$/.test(cmd.slot)) {
-          throw new ConnectionError(`replication slot name "${cmd.slot}" contains invalid character`, SqlState.invalidParameterValue, 'ERROR', 'Replication slot names may only contain lower case letters, numbers, and the underscore character.');
+        // As PostgreSQL: the slot is acquired first (it must exist, be valid and be free),
+        // then the start is checked; the slot is let go when the stream ends.
+        let lease: SlotLease | undefined;
+        if (cmd.slot !== null && cmd.term === null) {
+          lease = await tl.slots.acquire(this.slotName(cmd.slot), {
+            remote: this.remote,
+            applicationName: this.applicationName,
+            kill: (err) => this.fail(ConnectionError.fromSlot(err, 'FATAL')),
+          });
         }
-        const sender = new WalSender(this, tl, this.ctx, cmd);
-        sender.validate();
-        if (sender.endsAtOnce()) return sender.sendEndOfTimelineOnly();
-        this.copy = sender;
-        sender.start();
+        try {
+          const sender = new WalSender(this, tl, this.ctx, cmd, lease);
+          sender.validate();
+          if (sender.endsAtOnce()) {
+            lease?.release();
+            return sender.sendEndOfTimelineOnly();
+          }
+          this.copy = sender;
+          sender.start();
+        } catch (err) {
+          lease?.release();
+          throw err;
+        }
         return;
       }
       case 'unsupported':
@@ -526,4 +604,11 @@ export function parseStartupOptions(options: string): Record<string, string> {
     if (eq > 0) out[w.slice(0, eq).replace(/-/g, '_')] = w.slice(eq + 1);
   }
   return out;
+}
+
+/** The PostgreSQL timeline that holds `lsn`: the last one starting at or before it. */
+function tliOf(history: PgTimelineHistory, lsn: Lsn): number {
+  let tli = history[0]?.tli ?? 1;
+  for (const e of history) if (e.startLsn <= lsn) tli = e.tli;
+  return tli;
 }

@@ -14,6 +14,7 @@ import { Registry } from './registry.js';
 import { PgConnection } from './connection.js';
 import type { SafekeeperContext } from './context.js';
 import { stopOnSignals } from '../common/shutdown.js';
+import { parseSizeFlag } from '../common/size.js';
 
 export interface SafekeeperOptions {
   id?: string;
@@ -26,6 +27,8 @@ export interface SafekeeperOptions {
   tlsCert?: string;
   tlsKey?: string;
   logFormat: string;
+  /** PostgreSQL size (`64MB`, `1GB`) or -1 (unlimited, the default) */
+  maxSlotWalKeepSize?: string;
 }
 
 /** The safekeeper id: --id, or the StatefulSet ordinal of the hostname plus one. */
@@ -62,7 +65,8 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
   let ready = false;
   // The registry is created first and loaded after the HTTP listener is up, so liveness
   // answers while a large data directory is being recovered.
-  const registry = new Registry(opts.datadir, log, nodeId);
+  const maxSlotWalKeepSize = parseSizeFlag('max-slot-wal-keep-size', opts.maxSlotWalKeepSize ?? '-1', { allowUnlimited: true });
+  const registry = new Registry(opts.datadir, log, nodeId, { maxSlotWalKeepSize });
   await registry.layout.pinNodeId(nodeId);
   const metrics = new SafekeeperMetrics(registry);
   const ctx: SafekeeperContext = { nodeId, registry, auth, tls, log, metrics };

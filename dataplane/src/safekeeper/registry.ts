@@ -32,6 +32,7 @@ export class Registry implements TimelineGaugeSource {
     readonly datadir: string,
     private readonly log: Logger,
     private readonly nodeId = 0,
+    private readonly options: { maxSlotWalKeepSize?: bigint } = {},
   ) {
     this.layout = new DataDirLayout(datadir);
   }
@@ -45,7 +46,7 @@ export class Registry implements TimelineGaugeSource {
   }
 
   private deps(): TimelineDeps {
-    return { nodeId: this.nodeId, log: this.log, metrics: this.metrics, syncPolicy: this.syncPolicy, onFatal: (err) => this.fatal(err) };
+    return { nodeId: this.nodeId, log: this.log, metrics: this.metrics, syncPolicy: this.syncPolicy, onFatal: (err) => this.fatal(err), maxSlotWalKeepSize: this.options.maxSlotWalKeepSize };
   }
 
   private admin<T>(fn: () => Promise<T>): Promise<T> {
@@ -152,6 +153,16 @@ export class Registry implements TimelineGaugeSource {
       for (const [timelineId, tl] of e.timelines) {
         const s = tl.snapshot();
         out.push({ tenantId, timelineId, flushLsn: s.flushLsn, commitLsn: s.commitLsn, term: s.term });
+      }
+    }
+    return out;
+  }
+
+  slotGauges() {
+    const out = [];
+    for (const [tenantId, e] of this.tenants) {
+      for (const [timelineId, tl] of e.timelines) {
+        for (const g of tl.slots.gauges(tl.snapshot().commitLsn)) out.push({ tenantId, timelineId, ...g });
       }
     }
     return out;

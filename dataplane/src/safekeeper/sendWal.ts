@@ -14,6 +14,7 @@ import { decodeReceiverMessage, encodePrimaryKeepalive, encodeXLogData, pgNowMic
 import { ProtocolError } from '../protocol/errors.js';
 import { formatLsn, XLOG_BLCKSZ, type Lsn } from '../common/lsn.js';
 import { isStorageError } from '../storage/errors.js';
+import type { SlotLease } from './slots.js';
 
 type StartReplication = Extract<ReplicationCommand, { kind: 'start_replication' }>;
 
@@ -46,6 +47,8 @@ export class WalSender implements CopyHandler {
     private readonly timeline: Timeline,
     private readonly ctx: SafekeeperContext,
     private readonly cmd: StartReplication,
+    /** the replication slot streamed from, if any: it follows the reader's flush position */
+    private readonly slot?: SlotLease,
   ) {
     this.position = cmd.startLsn;
     this.info = { applicationName: conn.applicationName, remote: conn.remote, position: cmd.startLsn, writeLsn: 0n, flushLsn: 0n, applyLsn: 0n, xmin: 0n };
@@ -218,6 +221,7 @@ export class WalSender implements CopyHandler {
       this.info.writeLsn = msg.writeLsn;
       this.info.flushLsn = msg.flushLsn;
       this.info.applyLsn = msg.applyLsn;
+      this.slot?.confirmFlush(msg.flushLsn, this.position);
       if (msg.replyRequested && !this.doneSending) this.conn.write(encodeCopyData(encodePrimaryKeepalive(this.limit() ?? this.position, pgNowMicros(), false)));
     } else {
       this.info.xmin = (BigInt(msg.xminEpoch) << 32n) | BigInt(msg.xmin);
@@ -241,5 +245,6 @@ export class WalSender implements CopyHandler {
     this.stopped = true;
     this.wake?.();
     if (this.timeline.readers.delete(this.info)) this.ctx.metrics.readers.dec();
+    this.slot?.release();
   }
 }

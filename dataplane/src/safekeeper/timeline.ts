@@ -16,6 +16,7 @@ import type { Logger } from '../common/log.js';
 import type { SafekeeperMetrics } from '../http/metrics.js';
 import type { ReaderInfo } from './sendWal.js';
 import { currentPgTimeline, type PgTimelineHistory } from '../consensus/pgTimeline.js';
+import { TimelineSlots } from './slots.js';
 
 /** How often lazily kept LSNs (commit, peer horizon) are written to the control file. */
 const CHECKPOINT_INTERVAL_MS = 1_000;
@@ -47,6 +48,8 @@ export interface TimelineDeps {
   syncPolicy?: SyncPolicy;
   /** storage failed in a way that must end the process (fsync) */
   onFatal: (err: Error) => void;
+  /** bytes a replication slot may hold below the commit LSN (--max-slot-wal-keep-size); -1 or absent = unlimited */
+  maxSlotWalKeepSize?: bigint;
 }
 
 type ReplySink = (msg: AcceptorMessage) => void;
@@ -68,10 +71,13 @@ export class Timeline extends EventEmitter {
     private lastPersisted: AcceptorPersistentState,
     private lifecycleState: TimelineLifecycleState,
     private readonly deps: TimelineDeps,
+    /** readers' physical replication slots (slots.control) */
+    readonly slots: TimelineSlots,
   ) {
     super();
     this.setMaxListeners(0);
     this.acceptor = this.newAcceptor();
+    slots.start(() => this.acceptor.view().commitLsn);
     this.checkpointTimer = setInterval(() => void this.checkpoint(), CHECKPOINT_INTERVAL_MS);
     this.checkpointTimer.unref();
   }
@@ -94,6 +100,14 @@ export class Timeline extends EventEmitter {
       throw new StorageError('control_corrupt', `control file in ${dir} belongs to ${persisted.tenantId}/${persisted.timelineId}, not to the directory it is in`);
     }
     const { createdAt, backupLsn, walStartLsn, ...state } = persisted;
+    // before the store opens: a corrupt slot file fails the load with nothing left open
+    const slots = await TimelineSlots.load(dir, {
+      tenantId,
+      timelineId,
+      log: deps.log,
+      maxSlotWalKeepSize: deps.maxSlotWalKeepSize ?? -1n,
+      onInvalidated: (slot) => deps.metrics?.slotInvalidations.inc({ tenant_id: tenantId, timeline_id: timelineId, slot_name: slot }),
+    });
     const store = await WalStore.open(dir, {
       walSegSize: state.walSegSize,
       pgTimeline: state.pgTimeline,
@@ -107,7 +121,7 @@ export class Timeline extends EventEmitter {
       syncPolicy: deps.syncPolicy,
       fsyncHook: fsyncHookFromEnv(), // test-only: WALKEEPER_TEST_FAIL_FSYNC_AFTER (storage/faultInjection.ts)
     });
-    return new Timeline(tenantId, timelineId, dir, store, state, { createdAt, backupLsn, walStartLsn }, deps);
+    return new Timeline(tenantId, timelineId, dir, store, state, { createdAt, backupLsn, walStartLsn }, deps, slots);
   }
 
   private newAcceptor(): Acceptor {
@@ -163,6 +177,7 @@ export class Timeline extends EventEmitter {
         flush_lsn: formatLsn(r.flushLsn),
         lag_bytes: (head > r.flushLsn && r.flushLsn > 0n ? head - r.flushLsn : 0n).toString(),
       })),
+      slots: this.slots.statusJson(s.commitLsn),
     };
   }
 
@@ -320,6 +335,7 @@ export class Timeline extends EventEmitter {
       }
       await this.store.close();
     });
+    await this.slots.close();
     this.emit('advance');
   }
 }

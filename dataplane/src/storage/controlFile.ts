@@ -299,22 +299,32 @@ export async function writeControlFile(
 ): Promise<void> {
   const bytes = encodeControlFile(state);
   const path = join(timelineDir, CONTROL_FILE_NAME);
-  const tmp = `${path}.partial`;
-  const sync = (options.syncMode ?? 'fsync') === 'fsync';
   try {
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(bytes);
-      if (sync) await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-    if (sync) await fsyncDirectory(timelineDir);
+    await replaceFileAtomically(timelineDir, CONTROL_FILE_NAME, bytes, options);
   } catch (err) {
     const code = errnoCode(err) === 'ENOSPC' ? 'disk_full' : 'io_error';
     throw new StorageError(code, `control file ${path}: cannot write: ${String(err)}`, { cause: err });
   }
+}
+
+/**
+ * Replaces `<dir>/<name>` with `bytes` so that a crash leaves either the old or the new file:
+ * write `<name>.partial`, fsync it, rename it over `<name>`, fsync the directory. Throws the
+ * raw system error; callers name their file in the message.
+ */
+export async function replaceFileAtomically(dir: string, name: string, bytes: Uint8Array, options: ControlFileWriteOptions = {}): Promise<void> {
+  const path = join(dir, name);
+  const tmp = `${path}.partial`;
+  const sync = (options.syncMode ?? 'fsync') === 'fsync';
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(bytes);
+    if (sync) await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  if (sync) await fsyncDirectory(dir);
 }
 
 export async function fsyncDirectory(dir: string): Promise<void> {

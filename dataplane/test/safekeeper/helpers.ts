@@ -7,7 +7,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSafekeeper, type RunningSafekeeper } from '../../src/safekeeper/main.js';
-import { connectPg, type CopyBothStream, type PgConnection } from '../../src/protocol/pgClient.js';
+import { connectPg, type CopyBothStream, type PgConnection, type PgNotice } from '../../src/protocol/pgClient.js';
 import { decodeAcceptorMessage, encodeProposerMessage } from '../../src/protocol/consensusCodec.js';
 import { LEGACY_MCONF, MAX_APPEND_PAYLOAD, type AcceptorMessage, type AppendResponse, type ProposerMessage } from '../../src/consensus/messages.js';
 import { DEFAULT_WAL_SEG_SIZE, type Lsn } from '../../src/common/lsn.js';
@@ -34,7 +34,7 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `walkeeper-${prefix}-`));
 }
 
-export async function startTestSafekeeper(datadir: string, opts: { id?: number; authPublicKey?: string; tlsCert?: string; tlsKey?: string } = {}): Promise<TestSafekeeper> {
+export async function startTestSafekeeper(datadir: string, opts: { id?: number; authPublicKey?: string; tlsCert?: string; tlsKey?: string; maxSlotWalKeepSize?: string } = {}): Promise<TestSafekeeper> {
   const sk = await startSafekeeper({
     id: String(opts.id ?? 1),
     datadir,
@@ -43,6 +43,7 @@ export async function startTestSafekeeper(datadir: string, opts: { id?: number; 
     authPublicKey: opts.authPublicKey,
     tlsCert: opts.tlsCert,
     tlsKey: opts.tlsKey,
+    maxSlotWalKeepSize: opts.maxSlotWalKeepSize,
     logFormat: 'json',
   });
   return { sk, datadir, pgPort: Number(sk.pgAddress.split(':').pop()), httpUrl: `${opts.tlsCert ? 'https' : 'http'}://${sk.httpAddress}` };
@@ -209,7 +210,7 @@ export function replicationStartup(tenantId: string | undefined, timelineId: str
 // ---------------------------------------------------------------------------------------
 // Clients built on walkeeper's own pgClient
 
-export async function connectReplication(port: number, tenantId: string | undefined, timelineId: string | undefined, opts: { password?: string; applicationName?: string } = {}): Promise<PgConnection> {
+export async function connectReplication(port: number, tenantId: string | undefined, timelineId: string | undefined, opts: { password?: string; applicationName?: string; onNotice?: (n: PgNotice) => void } = {}): Promise<PgConnection> {
   const o: string[] = [];
   if (tenantId !== undefined) o.push(`-c tenant_id=${tenantId}`);
   if (timelineId !== undefined) o.push(`-c timeline_id=${timelineId}`);
@@ -222,6 +223,7 @@ export async function connectReplication(port: number, tenantId: string | undefi
     applicationName: opts.applicationName ?? 'sk_test',
     options: o.length ? o.join(' ') : undefined,
     connectTimeoutMs: 5000,
+    onNotice: opts.onNotice,
   });
 }
 
