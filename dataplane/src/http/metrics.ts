@@ -6,7 +6,13 @@ export interface TimelineGaugeSource {
   timelineGauges(): { tenantId: string; timelineId: string; flushLsn: bigint; commitLsn: bigint; term: bigint }[];
 }
 
+/** Per-timeline offload values (safekeeper/walBackup.ts), read at scrape time. */
+export interface OffloadGaugeSource {
+  offloadGauges(): { tenantId: string; timelineId: string; lagBytes: bigint; lastSuccessAt: number | undefined }[];
+}
+
 export class SafekeeperMetrics {
+  private offloadSource: OffloadGaugeSource | undefined;
   readonly registry = new Registry();
   readonly walReceivedBytes = new Counter({ name: 'walkeeper_wal_received_bytes_total', help: 'WAL bytes received from proposers', registers: [this.registry] });
   readonly walFlushedBytes = new Counter({ name: 'walkeeper_wal_flushed_bytes_total', help: 'WAL bytes made durable by fdatasync', registers: [this.registry] });
@@ -20,6 +26,14 @@ export class SafekeeperMetrics {
   readonly proposers = new Gauge({ name: 'walkeeper_connected_proposers', help: 'proposer (WAL push) connections', registers: [this.registry] });
   readonly readers = new Gauge({ name: 'walkeeper_connected_readers', help: 'replication reader connections', registers: [this.registry] });
   readonly protocolErrors = new Counter({ name: 'walkeeper_protocol_errors_total', help: 'connections closed because of malformed or refused input', labelNames: ['code'], registers: [this.registry] });
+
+  readonly offloadUploadErrors = new Counter({ name: 'walkeeper_offload_upload_errors_total', help: 'failed WAL offload attempts (uploads, checks), by remote storage error code', labelNames: ['code'], registers: [this.registry] });
+  readonly offloadUploadedBytes = new Counter({ name: 'walkeeper_offload_uploaded_bytes_total', help: 'WAL bytes this safekeeper uploaded to remote storage (verified)', registers: [this.registry] });
+
+  /** WAL offload is on: its per-timeline gauges read from source. */
+  attachOffload(source: OffloadGaugeSource): void {
+    this.offloadSource = source;
+  }
 
   constructor(source: TimelineGaugeSource) {
     collectDefaultMetrics({ register: this.registry });
@@ -37,5 +51,27 @@ export class SafekeeperMetrics {
     perTimeline('walkeeper_timeline_flush_lsn', 'flush LSN of the timeline (bytes)', (t) => t.flushLsn);
     perTimeline('walkeeper_timeline_commit_lsn', 'commit LSN of the timeline (bytes)', (t) => t.commitLsn);
     perTimeline('walkeeper_timeline_term', 'current term of the timeline', (t) => t.term);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const metrics = this;
+    new Gauge({
+      name: 'walkeeper_offload_lag_bytes',
+      help: 'committed WAL of the timeline not yet in remote storage (commit LSN - backup LSN)',
+      labelNames: ['tenant_id', 'timeline_id'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of metrics.offloadSource?.offloadGauges() ?? []) this.set({ tenant_id: t.tenantId, timeline_id: t.timelineId }, Number(t.lagBytes));
+      },
+    });
+    new Gauge({
+      name: 'walkeeper_offload_last_success_timestamp_seconds',
+      help: 'when the timeline last offloaded (or confirmed in the bucket) a segment, seconds since the epoch',
+      labelNames: ['tenant_id', 'timeline_id'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of metrics.offloadSource?.offloadGauges() ?? []) if (t.lastSuccessAt !== undefined) this.set({ tenant_id: t.tenantId, timeline_id: t.timelineId }, t.lastSuccessAt / 1000);
+      },
+    });
   }
 }
