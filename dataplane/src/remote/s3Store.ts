@@ -53,7 +53,9 @@ export class S3Store implements RemoteStorage {
 
   async check(): Promise<void> {
     await this.call('check bucket', undefined, () => this.client.send(new HeadBucketCommand({ Bucket: this.bucket })));
-    await this.call('list', undefined, () => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix, MaxKeys: 1 })));
+    // One page (up to 1000 keys) under tenants/, what is read back. No MaxKeys: s3rver answers
+    // 500 to a truncated listing (max-keys smaller than what is there).
+    await this.call('list', undefined, () => this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.prefix}tenants/` })));
     // A write is allowed? A probe object, removed again (a store that refuses deletes keeps it).
     const probe = `${this.prefix}.walkeeper-check/${Date.now()}-${randomBytes(4).toString('hex')}`;
     await this.call('write a probe object', probe, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: probe, Body: Buffer.from('ok'), ContentLength: 2 })));

@@ -75,6 +75,8 @@ class TimelineOffloader {
   readonly rank: number;
   private stopped = false;
   private wake: (() => void) | undefined;
+  /** ends any wait, backoff included (stop, store usable again) */
+  private abort: (() => void) | undefined;
   private readonly onAdvance = () => this.wake?.();
   /** segment number → when this member first saw it committed (grace for non-designated) */
   private readonly committedAt = new Map<bigint, number>();
@@ -94,13 +96,14 @@ class TimelineOffloader {
 
   /** Look again now (the store became usable). */
   poke(): void {
-    this.wake?.();
+    this.backoffMs = 0;
+    this.abort?.();
   }
 
   stop(): void {
     this.stopped = true;
     this.tl.off('advance', this.onAdvance);
-    this.wake?.();
+    this.abort?.();
   }
 
   private get ids() {
@@ -130,14 +133,20 @@ class TimelineOffloader {
         this.opts.log.warn({ ...this.ids, code, err: this.state.lastError, retry_in_ms: delay }, 'WAL offload failed; retrying (commits are not affected)');
       }
       if (this.stopped) return;
+      // New WAL wakes an idle loop at once, never one backing off after a failure: an outage
+      // must not turn every commit into a request to the store.
+      const backingOff = this.backoffMs > 0;
       await new Promise<void>((resolve) => {
         const timer = delay === undefined ? undefined : setTimeout(resolve, delay);
-        this.wake = () => {
+        const wake = () => {
           if (timer) clearTimeout(timer);
           resolve();
         };
+        this.abort = wake;
+        this.wake = backingOff ? undefined : wake;
       });
       this.wake = undefined;
+      this.abort = undefined;
     }
   }
 
