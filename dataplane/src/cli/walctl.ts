@@ -104,11 +104,12 @@ program
       console.log(JSON.stringify(status, null, 2));
       return;
     }
-    console.log(table(['COMPONENT', 'PID', 'ADDRESS', 'STATE', 'FLUSH LSN', 'LAG'], status.components.map((c) => [c.name, c.pid ?? '-', c.address, c.state, c.flush_lsn ?? '-', c.lag_bytes ?? '-'])));
+    console.log(table(['COMPONENT', 'PID', 'ADDRESS', 'STATE', 'FLUSH LSN', 'LAG', 'BACKUP LSN', 'OFFLOAD'], status.components.map((c) => [c.name, c.pid ?? '-', c.address, c.state, c.flush_lsn ?? '-', c.lag_bytes ?? '-', c.backup_lsn ?? '-', c.offload ?? '-'])));
     console.log('');
     console.log(`tenant ${status.tenant_id} timeline ${status.timeline_id}`);
     console.log(`term ${status.term ?? '-'}  commit LSN ${status.commit_lsn ?? '-'}  quorum ${status.quorum_healthy ? 'healthy' : 'NOT healthy'}${status.reason ? ` (${status.reason})` : ''}`);
     console.log(`postgres: ${status.postgres.connstr}`);
+    console.log(`remote storage: ${status.remote_storage ?? "off"}`);
   });
 
 const sk = program.command('safekeeper').description('stop or start one safekeeper of the local cluster');
@@ -221,6 +222,10 @@ interface ComponentStatus {
   state: string;
   flush_lsn?: string;
   lag_bytes?: string;
+  /** everything below is in remote storage */
+  backup_lsn?: string;
+  /** offload state and, when it fails, why */
+  offload?: string;
 }
 
 async function clusterStatus(cluster: LocalCluster) {
@@ -231,7 +236,7 @@ async function clusterStatus(cluster: LocalCluster) {
   for (const s of cfg.safekeepers) {
     const proc = cluster.safekeeperProcess(s.id);
     const r = proc.running ? await httpGet(`${cluster.httpUrl(s.id)}/v1/tenants/${cfg.tenant_id}/timelines/${cfg.timeline_id}`, 2000) : undefined;
-    const tl = r?.status === 200 ? (JSON.parse(r.text) as { flush_lsn: string }) : undefined;
+    const tl = r?.status === 200 ? (JSON.parse(r.text) as { flush_lsn: string; backup_lsn?: string; offload?: { enabled: boolean; state?: string; last_error?: string | null } }) : undefined;
     if (tl) flushes.push(parseLsn(tl.flush_lsn));
     components.push({
       name: `safekeeper ${s.id}`,
@@ -239,6 +244,8 @@ async function clusterStatus(cluster: LocalCluster) {
       address: `${cfg.host}:${s.pg_port} http:${s.http_port}`,
       state: !proc.running ? 'stopped' : tl ? 'running' : r?.status === 404 ? 'running (timeline not created)' : 'unreachable',
       flush_lsn: tl?.flush_lsn,
+      backup_lsn: tl?.backup_lsn,
+      offload: tl?.offload ? (tl.offload.enabled ? `${tl.offload.state}${tl.offload.state !== 'ok' && tl.offload.last_error ? `: ${tl.offload.last_error}` : ''}` : 'off') : undefined,
     });
   }
   const head = flushes.length ? flushes.reduce((a, b) => (a > b ? a : b)) : 0n;
@@ -254,6 +261,7 @@ async function clusterStatus(cluster: LocalCluster) {
     reason: proposer?.reason,
     components,
     postgres: { connstr: cluster.connString, port: cfg.postgres.port },
+    remote_storage: cluster.remoteStorage?.url ?? null,
   };
 }
 

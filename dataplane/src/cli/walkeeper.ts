@@ -20,6 +20,15 @@ program
   .addOption(flag('--tls-key <file>', 'PEM private key of --tls-cert'))
   .addOption(flag('--max-slot-wal-keep-size <size>', 'most WAL a reader\'s replication slot may hold below the commit LSN (64MB, 1GB; -1 = unlimited); a slot further behind is invalidated', '-1'))
   .addOption(flag('--log-format <format>', 'json or text', 'json'))
+  .addOption(flag('--remote-storage <url>', 'offload committed WAL segments to s3://bucket/prefix or file:///dir, and read WAL removed locally back from there'))
+  .addOption(flag('--remote-storage-endpoint <url>', 'S3 endpoint of an S3-compatible store, e.g. http://minio:9000 (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)'))
+  .addOption(flag('--remote-storage-region <region>', 'S3 region (else AWS_REGION, AWS_DEFAULT_REGION; us-east-1 with an endpoint)'))
+  .addOption(flag('--remote-storage-path-style <bool>', 'S3 path-style addressing (endpoint/bucket/key), which most S3-compatible stores need: true or false'))
+  .addOption(flag('--remote-storage-checksum <mode>', 'S3 request checksums: when_supported (SDK default) or when_required (S3-compatible stores that reject checksum headers, e.g. s3rver)'))
+  .addOption(flag('--remote-storage-access-key-id <id>', 'S3 access key id (else AWS_ACCESS_KEY_ID, else the SDK default chain)'))
+  .addOption(flag('--remote-storage-secret-access-key <key>', 'S3 secret access key (else AWS_SECRET_ACCESS_KEY); prefer the environment to a command line'))
+  .addOption(flag('--remote-storage-members <n>', 'cluster size N (member ids 1..N): chooses each timeline\'s uploader', '3'))
+  .addOption(flag('--remote-storage-grace-ms <ms>', 'a member that is not a timeline\'s designated uploader uploads a segment still missing from the bucket this long (times its rank) after it was committed', '30000'))
   .action(runSafekeeper);
 
 program

@@ -8,7 +8,13 @@ export interface TimelineGaugeSource {
   slotGauges?(): { tenantId: string; timelineId: string; name: string; retainedBytes: bigint; active: boolean; lost: boolean }[];
 }
 
+/** Per-timeline offload values (safekeeper/walBackup.ts), read at scrape time. */
+export interface OffloadGaugeSource {
+  offloadGauges(): { tenantId: string; timelineId: string; lagBytes: bigint; lastSuccessAt: number | undefined }[];
+}
+
 export class SafekeeperMetrics {
+  private offloadSource: OffloadGaugeSource | undefined;
   readonly registry = new Registry();
   readonly walReceivedBytes = new Counter({ name: 'walkeeper_wal_received_bytes_total', help: 'WAL bytes received from proposers', registers: [this.registry] });
   readonly walFlushedBytes = new Counter({ name: 'walkeeper_wal_flushed_bytes_total', help: 'WAL bytes made durable by fdatasync', registers: [this.registry] });
@@ -28,6 +34,14 @@ export class SafekeeperMetrics {
     labelNames: ['tenant_id', 'timeline_id', 'slot_name'],
     registers: [this.registry],
   });
+
+  readonly offloadUploadErrors = new Counter({ name: 'walkeeper_offload_upload_errors_total', help: 'failed WAL offload attempts (uploads, checks), by remote storage error code', labelNames: ['code'], registers: [this.registry] });
+  readonly offloadUploadedBytes = new Counter({ name: 'walkeeper_offload_uploaded_bytes_total', help: 'WAL bytes this safekeeper uploaded to remote storage (verified)', registers: [this.registry] });
+
+  /** WAL offload is on: its per-timeline gauges read from source. */
+  attachOffload(source: OffloadGaugeSource): void {
+    this.offloadSource = source;
+  }
 
   constructor(source: TimelineGaugeSource) {
     collectDefaultMetrics({ register: this.registry });
@@ -59,5 +73,27 @@ export class SafekeeperMetrics {
     perSlot('walkeeper_slot_retained_bytes', 'WAL bytes a replication slot keeps from removal (commit LSN minus its saved restart LSN; 0 once lost)', (s) => Number(s.retainedBytes));
     perSlot('walkeeper_slot_active', '1 while a reader streams from the slot', (s) => (s.active ? 1 : 0));
     perSlot('walkeeper_slot_lost', '1 once the slot was invalidated (wal_status lost)', (s) => (s.lost ? 1 : 0));
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const metrics = this;
+    new Gauge({
+      name: 'walkeeper_offload_lag_bytes',
+      help: 'committed WAL of the timeline not yet in remote storage (commit LSN - backup LSN)',
+      labelNames: ['tenant_id', 'timeline_id'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of metrics.offloadSource?.offloadGauges() ?? []) this.set({ tenant_id: t.tenantId, timeline_id: t.timelineId }, Number(t.lagBytes));
+      },
+    });
+    new Gauge({
+      name: 'walkeeper_offload_last_success_timestamp_seconds',
+      help: 'when the timeline last offloaded (or confirmed in the bucket) a segment, seconds since the epoch',
+      labelNames: ['tenant_id', 'timeline_id'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const t of metrics.offloadSource?.offloadGauges() ?? []) if (t.lastSuccessAt !== undefined) this.set({ tenant_id: t.tenantId, timeline_id: t.timelineId }, t.lastSuccessAt / 1000);
+      },
+    });
   }
 }

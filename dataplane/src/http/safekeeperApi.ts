@@ -26,7 +26,13 @@ export function safekeeperApp(ctx: SafekeeperContext, state: { ready: () => bool
     res.send(await ctx.metrics.registry.metrics());
   });
   app.get('/v1/status', (_req, res) => {
-    res.json({ id: ctx.nodeId, version: VERSION, uptime_seconds: (Date.now() - state.startedAt) / 1000 });
+    const wb = ctx.walBackup;
+    res.json({
+      id: ctx.nodeId,
+      version: VERSION,
+      uptime_seconds: (Date.now() - state.startedAt) / 1000,
+      remote_storage: wb ? { url: wb.url, usable: wb.storeUsable, error: wb.checkError ?? null, error_code: wb.checkErrorCode ?? null } : null,
+    });
   });
 
   app.get('/v1/tenants', auth, (_req, res) => {
@@ -66,7 +72,7 @@ export function safekeeperApp(ctx: SafekeeperContext, state: { ready: () => bool
       if (broken) throw new ApiError(500, 'timeline_broken', `timeline ${timelineId} of tenant ${tenantId} is unavailable: ${broken}`);
       throw notFound('timeline_not_found', `timeline ${timelineId} of tenant ${tenantId} does not exist`);
     }
-    res.json(tl.statusJson());
+    res.json({ ...tl.statusJson(), offload: ctx.walBackup?.timelineStatus(tl) ?? { enabled: false } });
   });
 
   finishApp(app, ctx.log);

@@ -2,7 +2,7 @@
 // proposer, all on loopback under one base directory (`.walkeeper/` for walctl, a temp dir
 // for tests). All state lives in files, so any walctl invocation can act on it.
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { newId } from '../common/ids.js';
 import { PostgresServer, sleep } from './postgres.js';
@@ -24,6 +24,12 @@ export interface LocalClusterConfig {
   proposer: { http_port: number };
   /** JWT for the cluster's own calls when the safekeepers run with auth (not in local mode). */
   token?: string;
+  /**
+   * Where the safekeepers offload WAL. Absent: a file:// bucket in `<base dir>/bucket` (the
+   * embedded default); null: no offload; else a URL and `--remote-storage-*` flags (name
+   * without the prefix, e.g. `endpoint`, `grace-ms`).
+   */
+  remote_storage?: { url: string; flags?: Record<string, string> } | null;
 }
 
 export interface InitOptions {
@@ -149,6 +155,28 @@ export class LocalCluster {
     return busy;
   }
 
+  /** The bucket URL and flags the safekeepers offload to; undefined when offload is off. */
+  get remoteStorage(): { url: string; flags: Record<string, string> } | undefined {
+    const r = this.config.remote_storage;
+    if (r === null) return undefined;
+    if (r === undefined) return { url: `file://${this.defaultBucketDir}`, flags: {} };
+    return { url: r.url, flags: r.flags ?? {} };
+  }
+
+  /** The embedded default bucket: `<base dir>/bucket`. */
+  get defaultBucketDir(): string {
+    return resolve(this.baseDir, 'bucket');
+  }
+
+  private remoteStorageArgs(): string[] {
+    const r = this.remoteStorage;
+    if (!r) return [];
+    if (this.config.remote_storage === undefined) mkdirSync(this.defaultBucketDir, { recursive: true });
+    const args = ['--remote-storage', r.url, '--remote-storage-members', String(this.config.safekeepers.length)];
+    for (const [name, value] of Object.entries(r.flags)) args.push(`--remote-storage-${name}`, value);
+    return args;
+  }
+
   async startSafekeeper(id: number): Promise<void> {
     const sk = this.safekeeperAddr(id);
     const datadir = join(this.baseDir, 'safekeepers', `sk${id}`);
@@ -156,6 +184,7 @@ export class LocalCluster {
     this.safekeeperProcess(id).start([
       'safekeeper', '--id', String(id), '--datadir', datadir,
       '--listen-pg', `${this.config.host}:${sk.pg_port}`, '--listen-http', `${this.config.host}:${sk.http_port}`,
+      ...this.remoteStorageArgs(),
     ]);
     await waitFor(`safekeeper ${id} to become ready`, 30_000, async () => (await httpGet(`${this.httpUrl(id)}/readyz`)).status === 200, () => this.safekeeperProcess(id).running, this.safekeeperProcess(id).logFile);
   }

@@ -15,6 +15,9 @@ import { PgConnection } from './connection.js';
 import type { SafekeeperContext } from './context.js';
 import { stopOnSignals } from '../common/shutdown.js';
 import { parseSizeFlag } from '../common/size.js';
+import { openRemoteStorage, parseRemoteStorageUrl } from '../remote/url.js';
+import { WalBackup } from './walBackup.js';
+import { parseIntFlag } from '../cli/flags.js';
 
 export interface SafekeeperOptions {
   id?: string;
@@ -29,6 +32,18 @@ export interface SafekeeperOptions {
   logFormat: string;
   /** PostgreSQL size (`64MB`, `1GB`) or -1 (unlimited, the default) */
   maxSlotWalKeepSize?: string;
+  /** `s3://bucket/prefix` or `file:///dir`: offload WAL there (and read removed WAL back) */
+  remoteStorage?: string;
+  remoteStorageEndpoint?: string;
+  remoteStorageRegion?: string;
+  remoteStoragePathStyle?: string | boolean;
+  remoteStorageChecksum?: string;
+  remoteStorageAccessKeyId?: string;
+  remoteStorageSecretAccessKey?: string;
+  /** cluster size N (member ids 1..N), for choosing each timeline's uploader */
+  remoteStorageMembers?: string;
+  /** ms a non-designated member waits (per rank) before uploading a segment missing from the bucket */
+  remoteStorageGraceMs?: string;
 }
 
 /** The safekeeper id: --id, or the StatefulSet ordinal of the hostname plus one. */
@@ -61,6 +76,21 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
   const auth = opts.authPublicKey ? new Authenticator(loadPublicKey(opts.authPublicKey)) : undefined;
   const tlsFiles = loadTlsFiles(opts);
   const tls = tlsFiles?.context;
+  // A URL or option that does not parse is a typo in the configuration: refuse to start. A
+  // store that parses but is unreachable or refuses is reported (log, status) and re-checked,
+  // while the safekeeper serves commits (see walBackup.ts).
+  const remoteConfig = opts.remoteStorage
+    ? parseRemoteStorageUrl(opts.remoteStorage, {
+        endpoint: opts.remoteStorageEndpoint,
+        region: opts.remoteStorageRegion,
+        pathStyle: opts.remoteStoragePathStyle,
+        checksum: opts.remoteStorageChecksum,
+        accessKeyId: opts.remoteStorageAccessKeyId,
+        secretAccessKey: opts.remoteStorageSecretAccessKey,
+      })
+    : undefined;
+  const remoteMembers = parseIntFlag('remote-storage-members', opts.remoteStorageMembers ?? '3', 1, 7);
+  const remoteGraceMs = parseIntFlag('remote-storage-grace-ms', opts.remoteStorageGraceMs ?? '30000', 0, 24 * 3600 * 1000);
 
   let ready = false;
   // The registry is created first and loaded after the HTTP listener is up, so liveness
@@ -79,6 +109,14 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
   const http = await listen(safekeeperApp(ctx, { ready: () => ready, startedAt: Date.now() }), opts.listenHttp, tlsFiles);
   const loaded = await registry.load();
   log.info({ timelines: loaded, datadir: opts.datadir }, 'storage loaded');
+  if (remoteConfig) {
+    const walBackup = new WalBackup(registry, { store: await openRemoteStorage(remoteConfig), nodeId, members: remoteMembers, graceMs: remoteGraceMs, log, metrics });
+    ctx.walBackup = walBackup;
+    metrics.attachOffload(walBackup);
+    await walBackup.start();
+  } else {
+    log.info('no --remote-storage: WAL is not offloaded');
+  }
 
   const connections = new Set<PgConnection>();
   const pgServer: Server = createServer((socket) => {
@@ -103,6 +141,7 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
       ready = false;
       pgServer.close();
       for (const c of connections) c.close();
+      await ctx.walBackup?.stop();
       await registry.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
       http.server.closeAllConnections?.();

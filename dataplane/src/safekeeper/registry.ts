@@ -99,6 +99,11 @@ export class Registry implements TimelineGaugeSource {
     return this.tenants.get(tenantId)?.timelines.get(timelineId);
   }
 
+  /** Every loaded timeline (for background work such as offload). */
+  allTimelines(): Timeline[] {
+    return [...this.tenants.values()].flatMap((e) => [...e.timelines.values()]);
+  }
+
   /** Why a timeline on disk is not served, if it is broken. */
   brokenReason(tenantId: string, timelineId: string): string | undefined {
     return this.tenants.get(tenantId)?.broken.get(timelineId);

@@ -17,6 +17,7 @@ import type { SafekeeperMetrics } from '../http/metrics.js';
 import type { ReaderInfo } from './sendWal.js';
 import { currentPgTimeline, type PgTimelineHistory } from '../consensus/pgTimeline.js';
 import { TimelineSlots } from './slots.js';
+import type { RemoteWalReader } from './remoteWal.js';
 
 /** How often lazily kept LSNs (commit, peer horizon) are written to the control file. */
 const CHECKPOINT_INTERVAL_MS = 1_000;
@@ -62,6 +63,8 @@ export class Timeline extends EventEmitter {
   private needsFlush = false;
   private readonly checkpointTimer: NodeJS.Timeout;
   private closed = false;
+  /** set when remote storage is on: WAL removed from local disk is read back from the bucket */
+  private remoteReader: RemoteWalReader | undefined;
 
   private constructor(
     readonly tenantId: string,
@@ -301,8 +304,32 @@ export class Timeline extends EventEmitter {
     }
   }
 
+  /**
+   * WAL bytes from start (fewer at the end of WAL or of a segment). Below the first LSN on
+   * local disk, and with remote storage on, they come from the bucket: readers and a
+   * proposer's catch-up of a member both read through here.
+   */
   async readWal(start: Lsn, maxBytes: number): Promise<Buffer> {
+    const remote = this.remoteReader;
+    if (remote && start < this.lifecycleState.walStartLsn && start >= this.acceptor.view().timelineStartLsn) {
+      return remote.read(start, Math.min(maxBytes, Number(this.lifecycleState.walStartLsn - start)));
+    }
+    try {
+      return await this.store.read(start, maxBytes, this.store.writeLsn);
+    } catch (err) {
+      // removed locally (below the store's start, or the segment file gone): try the bucket
+      if (remote && isStorageError(err, 'wal_removed') && start >= this.acceptor.view().timelineStartLsn && start < this.store.flushLsn) return remote.read(start, maxBytes);
+      throw err;
+    }
+  }
+
+  /** WAL bytes from local disk only (what the offloader uploads). */
+  readLocalWal(start: Lsn, maxBytes: number): Promise<Buffer> {
     return this.store.read(start, maxBytes, this.store.writeLsn);
+  }
+
+  setRemoteReader(reader: RemoteWalReader | undefined): void {
+    this.remoteReader = reader;
   }
 
   private async checkpoint(): Promise<void> {
