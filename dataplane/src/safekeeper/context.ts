@@ -4,6 +4,7 @@ import type { Authenticator } from '../auth/jwt.js';
 import type { Logger } from '../common/log.js';
 import type { SafekeeperMetrics } from '../http/metrics.js';
 import type { Registry } from './registry.js';
+import type { DiskSpace } from '../storage/diskSpace.js';
 
 export interface SafekeeperContext {
   nodeId: number;
@@ -13,4 +14,6 @@ export interface SafekeeperContext {
   tls?: SecureContext;
   log: Logger;
   metrics: SafekeeperMetrics;
+  /** disk usage, high-water mark and the reserve file of the data directory */
+  disk?: DiskSpace;
 }

@@ -14,6 +14,8 @@ import { Registry } from './registry.js';
 import { PgConnection } from './connection.js';
 import type { SafekeeperContext } from './context.js';
 import { stopOnSignals } from '../common/shutdown.js';
+import { parsePercent, parsePgSize } from '../common/size.js';
+import { DiskSpace } from '../storage/diskSpace.js';
 
 export interface SafekeeperOptions {
   id?: string;
@@ -26,7 +28,20 @@ export interface SafekeeperOptions {
   tlsCert?: string;
   tlsKey?: string;
   logFormat: string;
+  /** WAL always kept below the commit LSN, PostgreSQL units (--wal-keep-size) */
+  walKeepSize?: string;
+  /** disk use ratio reported as nearly full (--disk-high-water, e.g. 90%) */
+  diskHighWater?: string;
+  /** space held back for removal on a full disk (--disk-reserve) */
+  diskReserve?: string;
+  /** remote storage holds the WAL below backup_lsn (set by --remote-storage) */
+  remoteStorageEnabled?: boolean;
 }
+
+/** Defaults of the WAL lifecycle flags (docs/operations.md explains them). */
+export const DEFAULT_WAL_KEEP_SIZE = '256MB';
+export const DEFAULT_DISK_HIGH_WATER = '90%';
+export const DEFAULT_DISK_RESERVE = '4MB';
 
 /** The safekeeper id: --id, or the StatefulSet ordinal of the hostname plus one. */
 export function resolveNodeId(opts: Pick<SafekeeperOptions, 'id' | 'idFromHostname'>, host = hostname()): number {
@@ -58,14 +73,23 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
   const auth = opts.authPublicKey ? new Authenticator(loadPublicKey(opts.authPublicKey)) : undefined;
   const tlsFiles = loadTlsFiles(opts);
   const tls = tlsFiles?.context;
+  const walKeepSize = parsePgSize(opts.walKeepSize ?? DEFAULT_WAL_KEEP_SIZE, '--wal-keep-size', 'MB');
+  const disk = new DiskSpace({
+    datadir: opts.datadir,
+    highWater: parsePercent(opts.diskHighWater ?? DEFAULT_DISK_HIGH_WATER, '--disk-high-water'),
+    reserveBytes: Number(parsePgSize(opts.diskReserve ?? DEFAULT_DISK_RESERVE, '--disk-reserve')),
+  });
 
   let ready = false;
   // The registry is created first and loaded after the HTTP listener is up, so liveness
   // answers while a large data directory is being recovered.
-  const registry = new Registry(opts.datadir, log, nodeId);
+  const registry = new Registry(opts.datadir, log, nodeId, { walKeepSize, remoteStorageEnabled: opts.remoteStorageEnabled ?? false, disk });
   await registry.layout.pinNodeId(nodeId);
+  // Before any WAL: a full disk must find the reserve there to give back.
+  if (!(await disk.ensureReserve())) log.warn({ path: disk.reservePath }, 'disk reserve file could not be created (disk full or past its high-water mark); will retry');
   const metrics = new SafekeeperMetrics(registry);
-  const ctx: SafekeeperContext = { nodeId, registry, auth, tls, log, metrics };
+  metrics.attachDisk(disk);
+  const ctx: SafekeeperContext = { nodeId, registry, auth, tls, log, metrics, disk };
   registry.attachMetrics(metrics);
   registry.onFatal((err) => {
     log.fatal({ err: err.message }, 'storage failed; exiting so that no unflushed WAL is ever acknowledged');
