@@ -106,6 +106,17 @@ export class SegmentPool {
       });
   }
 
+  /**
+   * In the foreground: makes `<segNo>.partial` from a recycled file if the pool has one.
+   * Returns false when the pool is empty (the caller zero-fills).
+   */
+  async takeFor(segNo: bigint): Promise<boolean> {
+    await this.settle();
+    if (this.pooled.length === 0) return false;
+    await this.prepareNow(segNo);
+    return true;
+  }
+
   /** Waits for a background preparation to finish (before the segment is opened, truncation, close). */
   async settle(): Promise<void> {
     while (this.preparing) await this.preparing;

@@ -603,7 +603,7 @@ export class WalStore {
         if (errnoCode(err) !== 'ENOENT') throw new StorageError('io_error', `cannot open ${path}: ${String(err)}`, { cause: err });
       }
     }
-    const path = await this.createSegment(segNo);
+    const path = (await this.pool.takeFor(segNo)) ? join(this.dir, this.segmentName(segNo, true)) : await this.createSegment(segNo);
     const fh = await this.openExisting(path);
     this.current = { segNo, fh, path, partial: true, pins: 0, closing: false };
     this.pool.prepare(segNo + 1n);
