@@ -2,7 +2,7 @@
 // `proposer` is the sidecar that pushes a PostgreSQL primary's WAL to the quorum.
 import { Command } from 'commander';
 import { flag } from './flags.js';
-import { runSafekeeper } from '../safekeeper/main.js';
+import { DEFAULT_DISK_HIGH_WATER, DEFAULT_DISK_RESERVE, DEFAULT_WAL_KEEP_SIZE, runSafekeeper } from '../safekeeper/main.js';
 import { runProposer } from '../proposer/main.js';
 
 const program = new Command('walkeeper').description('walkeeper WAL service').showHelpAfterError();
@@ -19,6 +19,9 @@ program
   .addOption(flag('--tls-cert <file>', 'PEM certificate (chain); with --tls-key, both ports require TLS'))
   .addOption(flag('--tls-key <file>', 'PEM private key of --tls-cert'))
   .addOption(flag('--max-slot-wal-keep-size <size>', 'most WAL a reader\'s replication slot may hold below the commit LSN (64MB, 1GB; -1 = unlimited); a slot further behind is invalidated', '-1'))
+  .addOption(flag('--wal-keep-size <size>', 'WAL always kept below the commit LSN, in PostgreSQL units (64MB, 1GB; a bare number is MB)', DEFAULT_WAL_KEEP_SIZE))
+  .addOption(flag('--disk-high-water <percent>', 'disk use from which status and metrics report the disk as nearly full', DEFAULT_DISK_HIGH_WATER))
+  .addOption(flag('--disk-reserve <size>', 'space held in <datadir>/reserve and released on a full disk so removal can proceed', DEFAULT_DISK_RESERVE))
   .addOption(flag('--log-format <format>', 'json or text', 'json'))
   .addOption(flag('--remote-storage <url>', 'offload committed WAL segments to s3://bucket/prefix or file:///dir, and read WAL removed locally back from there'))
   .addOption(flag('--remote-storage-endpoint <url>', 'S3 endpoint of an S3-compatible store, e.g. http://minio:9000 (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)'))

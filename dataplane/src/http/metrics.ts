@@ -1,6 +1,7 @@
 // Prometheus metrics of a safekeeper. Per-timeline gauges are read from the registry at
 // scrape time, so nothing is kept twice.
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
+import type { DiskSpace } from '../storage/diskSpace.js';
 
 export interface TimelineGaugeSource {
   timelineGauges(): { tenantId: string; timelineId: string; flushLsn: bigint; commitLsn: bigint; term: bigint }[];
@@ -27,6 +28,7 @@ export class SafekeeperMetrics {
   });
   readonly proposers = new Gauge({ name: 'walkeeper_connected_proposers', help: 'proposer (WAL push) connections', registers: [this.registry] });
   readonly readers = new Gauge({ name: 'walkeeper_connected_readers', help: 'replication reader connections', registers: [this.registry] });
+  readonly walSegmentsRemoved = new Counter({ name: 'walkeeper_wal_segments_removed_total', help: 'WAL segments removed below the removal horizon', registers: [this.registry] });
   readonly protocolErrors = new Counter({ name: 'walkeeper_protocol_errors_total', help: 'connections closed because of malformed or refused input', labelNames: ['code'], registers: [this.registry] });
   readonly slotInvalidations = new Counter({
     name: 'walkeeper_slot_invalidations_total',
@@ -95,5 +97,22 @@ export class SafekeeperMetrics {
         for (const t of metrics.offloadSource?.offloadGauges() ?? []) if (t.lastSuccessAt !== undefined) this.set({ tenant_id: t.tenantId, timeline_id: t.timelineId }, t.lastSuccessAt / 1000);
       },
     });
+  }
+
+  /** Disk gauges of the data directory, measured at scrape time. */
+  attachDisk(disk: DiskSpace): void {
+    const gauge = (name: string, help: string, pick: (u: Awaited<ReturnType<DiskSpace['measure']>>) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        async collect() {
+          this.set(pick(await disk.measure()));
+        },
+      });
+    gauge('walkeeper_disk_used_bytes', 'bytes used on the file system of the data directory', (u) => Number(u.usedBytes));
+    gauge('walkeeper_disk_total_bytes', 'size of the file system of the data directory', (u) => Number(u.totalBytes));
+    gauge('walkeeper_disk_high_water', '1 when disk use is at or above --disk-high-water', (u) => (u.highWater ? 1 : 0));
+    gauge('walkeeper_disk_reserve_bytes', 'bytes held by the reserve file (0 once released on a full disk)', (u) => Number(u.reserveBytes));
   }
 }

@@ -25,13 +25,20 @@ export function safekeeperApp(ctx: SafekeeperContext, state: { ready: () => bool
     res.set('content-type', ctx.metrics.registry.contentType);
     res.send(await ctx.metrics.registry.metrics());
   });
-  app.get('/v1/status', (_req, res) => {
+  app.get('/v1/status', async (_req, res) => {
     const wb = ctx.walBackup;
+    const disk = ctx.disk ? await ctx.disk.measure() : null;
     res.json({
       id: ctx.nodeId,
       version: VERSION,
       uptime_seconds: (Date.now() - state.startedAt) / 1000,
       remote_storage: wb ? { url: wb.url, usable: wb.storeUsable, error: wb.checkError ?? null, error_code: wb.checkErrorCode ?? null } : null,
+      ...(disk && {
+        disk_used_bytes: disk.usedBytes.toString(),
+        disk_total_bytes: disk.totalBytes.toString(),
+        disk_high_water: disk.highWater,
+        disk_reserve_bytes: disk.reserveBytes.toString(),
+      }),
     });
   });
 

@@ -5,6 +5,7 @@ import type { Logger } from '../common/log.js';
 import type { SafekeeperMetrics } from '../http/metrics.js';
 import type { Registry } from './registry.js';
 import type { WalBackup } from './walBackup.js';
+import type { DiskSpace } from '../storage/diskSpace.js';
 
 export interface SafekeeperContext {
   nodeId: number;
@@ -16,4 +17,6 @@ export interface SafekeeperContext {
   metrics: SafekeeperMetrics;
   /** WAL offload to remote storage; undefined when --remote-storage is not set */
   walBackup?: WalBackup;
+  /** disk usage, high-water mark and the reserve file of the data directory */
+  disk?: DiskSpace;
 }

@@ -18,6 +18,8 @@ import { parseSizeFlag } from '../common/size.js';
 import { openRemoteStorage, parseRemoteStorageUrl } from '../remote/url.js';
 import { WalBackup } from './walBackup.js';
 import { parseIntFlag } from '../cli/flags.js';
+import { parsePercent, parsePgSize } from '../common/size.js';
+import { DiskSpace } from '../storage/diskSpace.js';
 
 export interface SafekeeperOptions {
   id?: string;
@@ -44,7 +46,18 @@ export interface SafekeeperOptions {
   remoteStorageMembers?: string;
   /** ms a non-designated member waits (per rank) before uploading a segment missing from the bucket */
   remoteStorageGraceMs?: string;
+  /** WAL always kept below the commit LSN, PostgreSQL units (--wal-keep-size) */
+  walKeepSize?: string;
+  /** disk use ratio reported as nearly full (--disk-high-water, e.g. 90%) */
+  diskHighWater?: string;
+  /** space held back for removal on a full disk (--disk-reserve) */
+  diskReserve?: string;
 }
+
+/** Defaults of the WAL lifecycle flags (docs/operations.md explains them). */
+export const DEFAULT_WAL_KEEP_SIZE = '256MB';
+export const DEFAULT_DISK_HIGH_WATER = '90%';
+export const DEFAULT_DISK_RESERVE = '4MB';
 
 /** The safekeeper id: --id, or the StatefulSet ordinal of the hostname plus one. */
 export function resolveNodeId(opts: Pick<SafekeeperOptions, 'id' | 'idFromHostname'>, host = hostname()): number {
@@ -91,15 +104,30 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
     : undefined;
   const remoteMembers = parseIntFlag('remote-storage-members', opts.remoteStorageMembers ?? '3', 1, 7);
   const remoteGraceMs = parseIntFlag('remote-storage-grace-ms', opts.remoteStorageGraceMs ?? '30000', 0, 24 * 3600 * 1000);
+  const walKeepSize = parsePgSize(opts.walKeepSize ?? DEFAULT_WAL_KEEP_SIZE, '--wal-keep-size', 'MB');
+  const disk = new DiskSpace({
+    datadir: opts.datadir,
+    highWater: parsePercent(opts.diskHighWater ?? DEFAULT_DISK_HIGH_WATER, '--disk-high-water'),
+    reserveBytes: Number(parsePgSize(opts.diskReserve ?? DEFAULT_DISK_RESERVE, '--disk-reserve')),
+  });
 
   let ready = false;
   // The registry is created first and loaded after the HTTP listener is up, so liveness
   // answers while a large data directory is being recovered.
   const maxSlotWalKeepSize = parseSizeFlag('max-slot-wal-keep-size', opts.maxSlotWalKeepSize ?? '-1', { allowUnlimited: true });
-  const registry = new Registry(opts.datadir, log, nodeId, { maxSlotWalKeepSize });
+  const registry = new Registry(opts.datadir, log, nodeId, { maxSlotWalKeepSize }, {
+    walKeepSize,
+    // With remote storage, the bucket (backup LSN) holds WAL instead of the slowest peer.
+    remoteStorageEnabled: remoteConfig !== undefined,
+    slots: (tl) => tl.slots.holdingLsns(),
+    disk,
+  });
   await registry.layout.pinNodeId(nodeId);
+  // Before any WAL: a full disk must find the reserve there to give back.
+  if (!(await disk.ensureReserve())) log.warn({ path: disk.reservePath }, 'disk reserve file could not be created (disk full or past its high-water mark); will retry');
   const metrics = new SafekeeperMetrics(registry);
-  const ctx: SafekeeperContext = { nodeId, registry, auth, tls, log, metrics };
+  metrics.attachDisk(disk);
+  const ctx: SafekeeperContext = { nodeId, registry, auth, tls, log, metrics, disk };
   registry.attachMetrics(metrics);
   registry.onFatal((err) => {
     log.fatal({ err: err.message }, 'storage failed; exiting so that no unflushed WAL is ever acknowledged');

@@ -11,6 +11,27 @@ import type { SafekeeperMetrics, TimelineGaugeSource } from '../http/metrics.js'
 import { Timeline, type TimelineDeps } from './timeline.js';
 import { errnoCode } from '../storage/errors.js';
 import { SyncPolicy } from '../storage/syncPolicy.js';
+import type { DiskSpace } from '../storage/diskSpace.js';
+import type { SlotHorizon } from '../storage/removalHorizon.js';
+import { WalRemoval } from './walRemoval.js';
+
+/** How a safekeeper lets go of WAL (issue 10): removal horizon inputs and recycling. */
+export interface WalLifecycleOptions {
+  /** --wal-keep-size in bytes */
+  walKeepSize: bigint;
+  /** remote storage is configured (then backupLsn holds WAL instead of the peer horizon) */
+  remoteStorageEnabled: boolean;
+  /** reader slots' claims on one timeline (none until slots exist) */
+  slots?: (tl: Timeline) => readonly SlotHorizon[];
+  disk?: DiskSpace;
+  /** removed segment files kept for reuse per timeline; 0 = unlink */
+  maxRecycledSegments?: number;
+  removalIntervalMs?: number;
+  removalDebounceMs?: number;
+}
+
+/** Without a lifecycle configuration (tests, tools) nothing is removed and segments are not recycled. */
+export const DEFAULT_MAX_RECYCLED_SEGMENTS = 2;
 
 interface TenantEntry {
   timelines: Map<string, Timeline>;
@@ -27,14 +48,45 @@ export class Registry implements TimelineGaugeSource {
   private readonly syncPolicy = new SyncPolicy();
   /** serializes create/delete so two API calls cannot interleave on one tenant */
   private adminLock: Promise<unknown> = Promise.resolve();
+  private readonly removals = new Map<Timeline, WalRemoval>();
 
   constructor(
     readonly datadir: string,
     private readonly log: Logger,
     private readonly nodeId = 0,
     private readonly options: { maxSlotWalKeepSize?: bigint } = {},
+    private readonly lifecycle?: WalLifecycleOptions,
   ) {
     this.layout = new DataDirLayout(datadir);
+  }
+
+  /** The removal loop of a timeline (undefined without a lifecycle configuration). */
+  removalOf(tl: Timeline): WalRemoval | undefined {
+    return this.removals.get(tl);
+  }
+
+  private startRemoval(tl: Timeline): void {
+    const lc = this.lifecycle;
+    if (!lc) return;
+    const removal = new WalRemoval(tl, {
+      walKeepSize: lc.walKeepSize,
+      remoteStorageEnabled: lc.remoteStorageEnabled,
+      slots: lc.slots ? () => lc.slots!(tl) : undefined,
+      disk: lc.disk,
+      intervalMs: lc.removalIntervalMs,
+      debounceMs: lc.removalDebounceMs,
+      log: this.log,
+      onRemoved: (n) => this.metrics?.walSegmentsRemoved.inc(n),
+    });
+    this.removals.set(tl, removal);
+    removal.start();
+  }
+
+  private async closeTimeline(tl: Timeline): Promise<void> {
+    const removal = this.removals.get(tl);
+    this.removals.delete(tl);
+    await removal?.stop();
+    await tl.close();
   }
 
   attachMetrics(m: SafekeeperMetrics): void {
@@ -46,7 +98,16 @@ export class Registry implements TimelineGaugeSource {
   }
 
   private deps(): TimelineDeps {
-    return { nodeId: this.nodeId, log: this.log, metrics: this.metrics, syncPolicy: this.syncPolicy, onFatal: (err) => this.fatal(err), maxSlotWalKeepSize: this.options.maxSlotWalKeepSize };
+    const maxRecycled = this.lifecycle ? (this.lifecycle.maxRecycledSegments ?? DEFAULT_MAX_RECYCLED_SEGMENTS) : 0;
+    return {
+      nodeId: this.nodeId,
+      log: this.log,
+      metrics: this.metrics,
+      syncPolicy: this.syncPolicy,
+      onFatal: (err) => this.fatal(err),
+      maxSlotWalKeepSize: this.options.maxSlotWalKeepSize,
+      recycle: this.lifecycle ? { maxRecycled, prepareAhead: true } : undefined,
+    };
   }
 
   private admin<T>(fn: () => Promise<T>): Promise<T> {
@@ -70,6 +131,7 @@ export class Registry implements TimelineGaugeSource {
             ? await Timeline.create(dir, tenantId, timelineId, this.deps()) // creation was interrupted before the control file
             : await Timeline.load(dir, tenantId, timelineId, this.deps());
           entry.timelines.set(timelineId, tl);
+          this.startRemoval(tl);
           loaded++;
         } catch (err) {
           const message = (err as Error).message;
@@ -123,7 +185,7 @@ export class Registry implements TimelineGaugeSource {
       if (!e) throw notFound('tenant_not_found', `tenant ${tenantId} does not exist`);
       // Stop serving first, so no proposer writes into a directory being removed.
       this.tenants.delete(tenantId);
-      for (const tl of e.timelines.values()) await tl.close();
+      for (const tl of e.timelines.values()) await this.closeTimeline(tl);
       await this.storage(() => this.layout.deleteTenant(tenantId));
     });
   }
@@ -136,6 +198,7 @@ export class Registry implements TimelineGaugeSource {
       const dir = await this.storage(() => this.layout.createTimeline(tenantId, timelineId));
       const tl = await this.storage(() => Timeline.create(dir, tenantId, timelineId, this.deps()));
       e.timelines.set(timelineId, tl);
+      this.startRemoval(tl);
       return tl;
     });
   }
@@ -174,6 +237,6 @@ export class Registry implements TimelineGaugeSource {
   }
 
   async close(): Promise<void> {
-    for (const e of this.tenants.values()) for (const tl of e.timelines.values()) await tl.close();
+    for (const e of this.tenants.values()) for (const tl of e.timelines.values()) await this.closeTimeline(tl);
   }
 }

@@ -12,7 +12,7 @@ import { encodeCopyBothResponse, encodeCopyData, encodeCopyDone, encodeDataRow, 
 import { currentPgTimeline, formatPgTimelineHistory, pgTimelineEnd } from '../consensus/pgTimeline.js';
 import { decodeReceiverMessage, encodePrimaryKeepalive, encodeXLogData, pgNowMicros } from '../protocol/replicationMessages.js';
 import { ProtocolError } from '../protocol/errors.js';
-import { formatLsn, XLOG_BLCKSZ, type Lsn } from '../common/lsn.js';
+import { formatLsn, walFileName, XLOG_BLCKSZ, type Lsn } from '../common/lsn.js';
 import { isStorageError } from '../storage/errors.js';
 import type { SlotLease } from './slots.js';
 
@@ -179,6 +179,11 @@ export class WalSender implements CopyHandler {
         try {
           data = await this.timeline.readWal(this.position, Number(end - this.position));
         } catch (err) {
+          if (isStorageError(err, 'wal_removed') && this.position < this.timeline.localStartLsn) {
+            // PostgreSQL's words (walsender.c), so clients and people recognise it, and where WAL starts now.
+            const segment = walFileName(this.tli ?? this.timeline.snapshot().pgTimeline, this.position / BigInt(this.timeline.snapshot().walSegSize), this.timeline.snapshot().walSegSize);
+            throw new ConnectionError(`requested WAL segment ${segment} has already been removed`, '58P01', 'FATAL', `The first LSN available on this safekeeper is ${formatLsn(this.timeline.localStartLsn)}.`);
+          }
           if (isStorageError(err)) throw new ConnectionError(err.message, '58P01');
           throw err;
         }

@@ -51,12 +51,24 @@ export interface TimelineDeps {
   onFatal: (err: Error) => void;
   /** bytes a replication slot may hold below the commit LSN (--max-slot-wal-keep-size); -1 or absent = unlimited */
   maxSlotWalKeepSize?: bigint;
+  /** segment recycling of the WAL store (storage/segmentPool.ts); off without it */
+  recycle?: { maxRecycled: number; prepareAhead: boolean };
+}
+
+/** What the removal loop last decided for this timeline (status). */
+export interface RemovalStatus {
+  /** "backup", "peer", "slot <name>", "keep_size", "commit", "no_wal" */
+  heldBy: string;
+  horizonLsn: Lsn;
+  lastError: string | null;
 }
 
 type ReplySink = (msg: AcceptorMessage) => void;
 
 export class Timeline extends EventEmitter {
   readonly readers = new Set<ReaderInfo>();
+  /** Set by the removal loop (safekeeper/walRemoval.ts); null until it first ran. */
+  removal: RemovalStatus | null = null;
   private acceptor: Acceptor;
   private readonly sinks = new Map<number, { sink: ReplySink; kill: (err: Error) => void }>();
   private lock: Promise<unknown> = Promise.resolve();
@@ -115,10 +127,14 @@ export class Timeline extends EventEmitter {
       walSegSize: state.walSegSize,
       pgTimeline: state.pgTimeline,
       timelineStartLsn: state.timelineStartLsn,
-      // Every record from the timeline's start is CRC-checked, not only those after the commit
-      // LSN: a truncated segment or a flipped byte in acknowledged WAL is then found here, and
-      // the timeline is not served and never votes, instead of handing out damaged WAL.
+      // Every record held locally is CRC-checked, not only those after the commit LSN: a
+      // truncated segment or a flipped byte in acknowledged WAL is then found here, and the
+      // timeline is not served and never votes, instead of handing out damaged WAL. Recovery
+      // starts at the first retained segment (the store takes max(recoverFrom, walStartLsn)),
+      // so start-up time is bounded by the retention, not by the history.
       recoverFrom: state.timelineStartLsn,
+      walStartLsn,
+      recycle: deps.recycle,
       requiredEnd: maxLsn(state.commitLsn, state.timelineStartLsn),
       onFsync: (s) => deps.metrics?.fsyncSeconds.observe(s),
       syncPolicy: deps.syncPolicy,
@@ -165,8 +181,12 @@ export class Timeline extends EventEmitter {
       commit_lsn: formatLsn(s.commitLsn),
       timeline_start_lsn: formatLsn(s.timelineStartLsn),
       // first LSN still on local disk (below it, only remote storage has the WAL)
-      local_start_lsn: formatLsn(maxLsn(this.lifecycleState.walStartLsn, s.timelineStartLsn)),
+      local_start_lsn: formatLsn(this.store.localStartLsn),
       backup_lsn: formatLsn(this.lifecycleState.backupLsn),
+      peer_horizon_lsn: formatLsn(this.acceptor.persistentState.truncateLsn),
+      removal_held_by: this.removal?.heldBy ?? null,
+      removal_horizon_lsn: this.removal ? formatLsn(this.removal.horizonLsn) : null,
+      removal_error: this.removal?.lastError ?? null,
       system_id: s.systemId.toString(),
       pg_version: s.pgVersion,
       pg_timeline: currentPgTimeline(s.pgTimelineHistory).tli,
@@ -309,6 +329,30 @@ export class Timeline extends EventEmitter {
    * local disk, and with remote storage on, they come from the bucket: readers and a
    * proposer's catch-up of a member both read through here.
    */
+  /** The lowest flush LSN over all members, as the proposer last sent it (truncateLsn). */
+  get peerHorizonLsn(): Lsn {
+    return this.acceptor.persistentState.truncateLsn;
+  }
+
+  /** First LSN still on local disk. */
+  get localStartLsn(): Lsn {
+    return this.store.localStartLsn;
+  }
+
+  /** Recycling counters of the WAL store (tests, benchmark). */
+  get recycling(): WalStore['recycling'] {
+    return this.store.recycling;
+  }
+
+  /**
+   * Removes the local segments wholly below `lsn` (the removal horizon): the new first LSN is
+   * persisted in the control file first, then the files go. Returns how many segments went.
+   */
+  async removeWalBelow(lsn: Lsn): Promise<number> {
+    if (this.closed) return 0;
+    return this.store.removeSegmentsBelow(lsn, (walStartLsn) => this.advanceLifecycle({ walStartLsn }));
+  }
+
   async readWal(start: Lsn, maxBytes: number): Promise<Buffer> {
     const remote = this.remoteReader;
     if (remote && start < this.lifecycleState.walStartLsn && start >= this.acceptor.view().timelineStartLsn) {

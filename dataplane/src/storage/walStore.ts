@@ -1,6 +1,7 @@
 // WAL segment storage for one timeline directory: PostgreSQL-named 16 MiB segments (the open
 // one ends in `.partial`), sequential appends, group-committed fdatasync, crash-safe
-// truncation, reads for replication, and start-up recovery of the end of valid WAL.
+// truncation, removal of old segments (recycled, see segmentPool.ts), reads for replication,
+// and start-up recovery of the end of valid WAL from the first segment still held.
 //
 // Durability rules: a flush LSN is acknowledged only after fdatasync and only at a record
 // end (the ingest decoder tracks them). Any failed fsync fails the store for good, as
@@ -13,6 +14,7 @@ import { formatLsn, walFileName, XLOG_BLCKSZ, type Lsn } from '../common/lsn.js'
 import { errnoCode, StorageError } from './errors.js';
 import { findEndOfWal, listSegments, PARTIAL_SUFFIX, removeStaleTemp, SEGMENT_TMP_NAME, type EndOfWal } from './recovery.js';
 import { WalRecordDecoder } from './walRecords.js';
+import { SegmentPool } from './segmentPool.js';
 import type { SyncPolicy } from './syncPolicy.js';
 
 export type SyncMode = 'fsync' | 'none';
@@ -27,6 +29,18 @@ export interface WalStoreOptions {
   timelineStartLsn: Lsn;
   /** A known record boundary to decode from at start-up (e.g. persisted commitLsn). */
   recoverFrom: Lsn;
+  /**
+   * First LSN held locally (persisted walStartLsn; a segment start; 0 = nothing removed).
+   * Segments below it are left-overs of an interrupted removal and are removed again at open;
+   * reads below it fail with `wal_removed`.
+   */
+  walStartLsn?: Lsn;
+  /**
+   * Segment recycling (segmentPool.ts): how many removed segment files to keep for reuse
+   * (default 0: removed segments are unlinked), and whether the next segment is prepared in
+   * the background before it is needed (default false).
+   */
+  recycle?: { maxRecycled: number; prepareAhead: boolean };
   /**
    * WAL known to have been acknowledged (e.g. persisted commitLsn). If valid WAL ends before
    * it, open fails with `wal_corrupt` / `wal_missing` naming file and offset. Defaults to
@@ -67,6 +81,9 @@ export class WalStore {
   private readonly syncPolicy: SyncPolicy | undefined;
 
   private startLsn: Lsn;
+  /** First LSN whose segment is still here (segment-aligned, or startLsn). */
+  private localStart: Lsn;
+  private readonly pool: SegmentPool;
   private empty: boolean;
   private writePos: Lsn;
   private flushPos: Lsn;
@@ -84,6 +101,8 @@ export class WalStore {
   private truncationPending = false;
   private failure: StorageError | null = null;
   private closed = false;
+  /** Last failure of a background segment preparation (the append path then creates it itself). */
+  prepareError: unknown = null;
 
   /** How the last open() ended recovery; for logs. */
   readonly recovery: EndOfWal | null;
@@ -98,6 +117,18 @@ export class WalStore {
     this.onFsync = options.onFsync;
     this.syncPolicy = options.syncPolicy;
     this.startLsn = options.timelineStartLsn;
+    this.localStart = maxOf(options.walStartLsn ?? 0n, options.timelineStartLsn);
+    this.pool = new SegmentPool(
+      { dir, walSegSize: options.walSegSize, pgTimeline: options.pgTimeline, maxRecycled: options.recycle?.maxRecycled ?? 0, prepareAhead: options.recycle?.prepareAhead ?? false },
+      {
+        fsyncDir: () => this.fsyncDir(),
+        zeroFill: (path) => this.zeroFilledFile(path),
+        segmentExists: async (segNo) => (await listSegments(this.dir, this.walSegSize, this.pgTimeline)).has(segNo),
+        onError: (err) => {
+          this.prepareError = err;
+        },
+      },
+    );
     this.empty = empty;
     this.writePos = endLsn;
     this.flushPos = endLsn;
@@ -112,12 +143,28 @@ export class WalStore {
    * garbage after it and removes segments past it, so appends continue on a clean tail.
    */
   static async open(dir: string, options: WalStoreOptions): Promise<WalStore> {
-    const { walSegSize, pgTimeline, timelineStartLsn, recoverFrom } = options;
-    const requiredEnd = options.requiredEnd ?? recoverFrom;
+    const { walSegSize, pgTimeline, timelineStartLsn } = options;
+    const walStartLsn = options.walStartLsn ?? 0n;
+    if (walStartLsn % BigInt(walSegSize) !== 0n) {
+      throw new StorageError('invalid_argument', `${dir}: the first local LSN ${formatLsn(walStartLsn)} is not at a segment start`);
+    }
+    // Recovery never starts below the first segment held: restart time is bounded by what
+    // is retained, not by the history.
+    const recoverFrom = maxOf(options.recoverFrom, walStartLsn);
+    const requiredEnd = maxOf(options.requiredEnd ?? options.recoverFrom, recoverFrom);
     await removeStaleTemp(dir);
+    // Left-overs of a removal interrupted by a crash: the persisted start says they are gone.
+    const removedStray = await removeBelow(dir, walSegSize, pgTimeline, walStartLsn, {});
     const segments = await listSegments(dir, walSegSize, pgTimeline);
     const startLsn = recoverFrom > timelineStartLsn ? recoverFrom : timelineStartLsn;
 
+    if (segments.size === 0 && walStartLsn > 0n && walStartLsn >= requiredEnd) {
+      // Everything up to a segment boundary was removed and nothing written after it yet.
+      const store = new WalStore(dir, options, walStartLsn, false, null);
+      await store.pool.load();
+      if (removedStray) await store.fsyncDir();
+      return store;
+    }
     if (segments.size === 0) {
       if (requiredEnd > timelineStartLsn || recoverFrom > timelineStartLsn) {
         throw new StorageError(
@@ -153,6 +200,8 @@ export class WalStore {
       );
     }
     const store = new WalStore(dir, options, end.endLsn, false, end);
+    await store.pool.load();
+    if (removedStray) await store.fsyncDir();
     await store.cleanTail(end.endLsn);
     await store.syncSegments(startLsn, end.endLsn);
     return store;
@@ -169,6 +218,16 @@ export class WalStore {
 
   get timelineStartLsn(): Lsn {
     return this.startLsn;
+  }
+
+  /** First LSN still held in this directory (below it the WAL was removed). */
+  get localStartLsn(): Lsn {
+    return maxOf(this.localStart, this.startLsn);
+  }
+
+  /** Recycling counters and the number of files kept for reuse (tests, benchmark). */
+  get recycling(): SegmentPool['stats'] & { pooled: number } {
+    return { ...this.pool.stats, pooled: this.pool.size };
   }
 
   /** End of the last complete record written (not necessarily flushed). */
@@ -302,8 +361,15 @@ export class WalStore {
           `${this.dir}: cannot truncate at ${formatLsn(lsn)}, before the timeline start ${formatLsn(this.startLsn)}`,
         );
       }
+      if (lsn < this.localStart) {
+        throw new StorageError(
+          'invalid_argument',
+          `${this.dir}: cannot truncate at ${formatLsn(lsn)}, below the first LSN held locally ${formatLsn(this.localStart)}`,
+        );
+      }
       this.truncationPending = true;
       this.epoch++;
+      await this.pool.settle();
       if (this.syncInFlight) await this.syncInFlight.catch(() => undefined);
       this.checkUsable();
       this.writePos = lsn;
@@ -411,6 +477,33 @@ export class WalStore {
     return true;
   }
 
+  // ---------------------------------------------------------------- removal
+
+  /**
+   * Removes every segment wholly below `lsn` (rounded down to a segment start; never the
+   * segment being written): recycled into the pool or unlinked. Crash-safe in this order:
+   * `persist(newStart)` must make the new first LSN durable (Timeline.advanceLifecycle) before
+   * any file goes, so a crash at any point leaves, at worst, segments below the persisted
+   * start, which open() removes again. Returns how many segments went.
+   */
+  async removeSegmentsBelow(lsn: Lsn, persist: (walStartLsn: Lsn) => Promise<void>): Promise<number> {
+    this.checkUsable();
+    let target = (lsn / this.segBytes) * this.segBytes;
+    const writeSegStart = (this.writePos / this.segBytes) * this.segBytes;
+    if (target > writeSegStart) target = writeSegStart;
+    if (target <= this.localStartLsn) return 0;
+    // Not under the store lock: persisting waits for the timeline's lock, whose holder may be
+    // waiting for this store (an append).
+    await persist(target);
+    return this.exclusive(async () => {
+      this.checkUsable();
+      if (target > this.localStart) this.localStart = target;
+      const removed = await removeBelow(this.dir, this.walSegSize, this.pgTimeline, target, { pool: this.pool, current: this.current?.segNo });
+      if (removed > 0) await this.fsyncDir();
+      return removed;
+    });
+  }
+
   // ---------------------------------------------------------------- reads
 
   /**
@@ -419,10 +512,12 @@ export class WalStore {
    */
   async read(startLsn: Lsn, maxBytes: number, upTo: Lsn): Promise<Buffer> {
     this.checkUsable();
-    if (startLsn < this.startLsn) {
+    if (startLsn < this.localStartLsn) {
       throw new StorageError(
         'wal_removed',
-        `WAL at ${formatLsn(startLsn)} is not available in ${this.dir}: the first LSN available is ${formatLsn(this.startLsn)}`,
+        `WAL at ${formatLsn(startLsn)} is not available in ${this.dir}: ` +
+          (this.localStart > this.startLsn ? 'it was removed; ' : '') +
+          `the first LSN available is ${formatLsn(this.localStartLsn)}`,
       );
     }
     let end = startLsn + BigInt(Math.max(0, maxBytes));
@@ -479,6 +574,7 @@ export class WalStore {
     if (this.closed) return;
     await this.exclusive(async () => {
       if (this.syncInFlight) await this.syncInFlight.catch(() => undefined);
+      await this.pool.settle();
       this.closed = true;
       this.syncPolicy?.forget(this);
       if (this.current) await this.dropCurrent();
@@ -495,19 +591,22 @@ export class WalStore {
   private async segmentForWrite(segNo: bigint): Promise<Segment> {
     if (this.current && this.current.segNo === segNo) return this.current;
     if (this.current) await this.dropCurrent();
+    await this.pool.settle();
     for (const partial of [true, false]) {
       const path = join(this.dir, this.segmentName(segNo, partial));
       try {
         const fh = await open(path, 'r+');
         this.current = { segNo, fh, path, partial, pins: 0, closing: false };
+        this.pool.prepare(segNo + 1n);
         return this.current;
       } catch (err) {
         if (errnoCode(err) !== 'ENOENT') throw new StorageError('io_error', `cannot open ${path}: ${String(err)}`, { cause: err });
       }
     }
-    const path = await this.createSegment(segNo);
+    const path = (await this.pool.takeFor(segNo)) ? join(this.dir, this.segmentName(segNo, true)) : await this.createSegment(segNo);
     const fh = await this.openExisting(path);
     this.current = { segNo, fh, path, partial: true, pins: 0, closing: false };
+    this.pool.prepare(segNo + 1n);
     return this.current;
   }
 
@@ -515,21 +614,9 @@ export class WalStore {
   private async createSegment(segNo: bigint): Promise<string> {
     const tmp = join(this.dir, SEGMENT_TMP_NAME);
     const path = join(this.dir, this.segmentName(segNo, true));
-    let fh: FileHandle;
     try {
-      fh = await open(tmp, 'w');
+      await this.zeroFilledFile(tmp);
     } catch (err) {
-      throw this.ioError(err, tmp, 'create');
-    }
-    try {
-      for (let off = 0; off < this.walSegSize; off += ZEROS.length) {
-        const n = Math.min(ZEROS.length, this.walSegSize - off);
-        await this.writeAt({ fh, path: tmp }, ZEROS.subarray(0, n), off);
-      }
-      await this.fsync(fh, 'segment_create', tmp, false);
-    } catch (err) {
-      await fh.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
       if (err instanceof StorageError && err.code === 'disk_full') {
         throw new StorageError('disk_full', `no space left on device: cannot create WAL segment ${path} (via ${tmp})`, {
           cause: err,
@@ -537,7 +624,6 @@ export class WalStore {
       }
       throw err;
     }
-    await fh.close();
     try {
       await rename(tmp, path);
     } catch (err) {
@@ -546,6 +632,35 @@ export class WalStore {
     }
     await this.fsyncDir();
     return path;
+  }
+
+  /** Writes `path` as a zero-filled segment-sized file and fsyncs it; on failure nothing stays. */
+  private async zeroFilledFile(path: string): Promise<void> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'w');
+    } catch (err) {
+      throw this.ioError(err, path, 'create');
+    }
+    try {
+      // On the thread pool: this also runs in the background (segmentPool.ts) beside appends.
+      for (let off = 0; off < this.walSegSize; off += ZEROS.length) {
+        const n = Math.min(ZEROS.length, this.walSegSize - off);
+        for (let done = 0; done < n; ) {
+          try {
+            done += (await fh.write(ZEROS, done, n - done, off + done)).bytesWritten;
+          } catch (err) {
+            throw this.ioError(err, path, 'write to');
+          }
+        }
+      }
+      await this.fsync(fh, 'segment_create', path, false);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+      throw err;
+    }
+    await fh.close();
   }
 
   /** A filled segment: fdatasync it, then give it its final name. */
@@ -668,4 +783,39 @@ export class WalStore {
       release();
     }
   }
+}
+
+function maxOf(a: Lsn, b: Lsn): Lsn {
+  return a > b ? a : b;
+}
+
+/**
+ * Removes the segment files of `dir` wholly below `below` (lowest first): into the pool when
+ * given, else unlinked. Returns how many went; the caller fsyncs the directory.
+ */
+async function removeBelow(
+  dir: string,
+  walSegSize: number,
+  pgTimeline: number,
+  below: Lsn,
+  where: { pool?: SegmentPool; current?: bigint },
+): Promise<number> {
+  if (below === 0n) return 0;
+  const seg = BigInt(walSegSize);
+  const segments = await listSegments(dir, walSegSize, pgTimeline);
+  const highest = [...segments.keys()].reduce((a, b) => (b > a ? b : a), -1n);
+  const doomed = [...segments.values()].filter((s) => s.segNo < below / seg).sort((a, b) => (a.segNo < b.segNo ? -1 : 1));
+  for (const s of doomed) {
+    if (where.current !== undefined && s.segNo >= where.current) {
+      throw new StorageError('invalid_argument', `${dir}: refusing to remove ${s.name}, the segment being written`);
+    }
+    try {
+      if (where.pool) await where.pool.retire(s.name, highest + 1n);
+      else await unlink(join(dir, s.name));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') continue;
+      throw new StorageError('io_error', `cannot remove WAL segment ${join(dir, s.name)}: ${String(err)}`, { cause: err });
+    }
+  }
+  return doomed.length;
 }
