@@ -1,21 +1,23 @@
 // Recycled WAL segment files, as PostgreSQL recycles pg_wal: a segment removed below the
 // horizon is renamed to a future segment name (`<name>.recycled`) instead of being deleted,
-// and the segment after the one being written is prepared in the background (a recycled
-// file renamed into place, or a zero-filled one), so the append path neither zero-fills
-// nor creates files in steady state.
+// and the segment after the one being written is prepared in the background as
+// `<name>.prepared` (a recycled file renamed, or a zero-filled one), so the append path only
+// renames it to `<name>.partial` when it needs it: no zero-fill, no file creation. Neither
+// suffix is a segment name, so recovery never looks at these files.
 //
 // Why stale bytes are harmless: a recycled file only ever becomes a segment with a higher
 // number than the one whose WAL it holds (removal takes segments below the commit LSN, and
 // WAL is never written below it again), so every old page header carries an xlp_pageaddr
 // of another segment and every old record an xl_prev of another chain. Recovery
 // (recovery.ts, walRecords.ts validate mode) checks both and stops at the first old byte.
-import { readdir, rename, unlink } from 'node:fs/promises';
+import { access, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseWalFileName, walFileName } from '../common/lsn.js';
 import { errnoCode } from './errors.js';
 import { PARTIAL_SUFFIX } from './recovery.js';
 
 export const RECYCLED_SUFFIX = '.recycled';
+export const PREPARED_SUFFIX = '.prepared';
 /** Temp file of a background zero-fill (the foreground one is recovery.ts SEGMENT_TMP_NAME). */
 export const PREPARE_TMP_NAME = 'waltmp.next';
 
@@ -60,7 +62,11 @@ export class SegmentPool {
     return this.options.prepareAhead;
   }
 
-  /** Finds the recycled files left by an earlier run; removes those beyond the limit and a stale temp. */
+  /**
+   * Finds the recycled files left by an earlier run; removes those beyond the limit and a
+   * stale temp. A prepared file stays where it is: it is still the next segment's (WAL is
+   * never written past a segment that does not exist yet).
+   */
   async load(): Promise<void> {
     await unlinkIfExists(join(this.options.dir, PREPARE_TMP_NAME));
     const found: bigint[] = [];
@@ -107,13 +113,30 @@ export class SegmentPool {
   }
 
   /**
-   * In the foreground: makes `<segNo>.partial` from a recycled file if the pool has one.
-   * Returns false when the pool is empty (the caller zero-fills).
+   * In the foreground, for a segment about to be written that does not exist: renames the
+   * prepared file, or else a recycled one, to `<segNo>.partial` (durably). Returns false
+   * when there is neither (the caller zero-fills).
    */
   async takeFor(segNo: bigint): Promise<boolean> {
     await this.settle();
-    if (this.pooled.length === 0) return false;
-    await this.prepareNow(segNo);
+    const target = this.segmentPath(segNo, PARTIAL_SUFFIX);
+    try {
+      await rename(this.segmentPath(segNo, PREPARED_SUFFIX), target);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      const pick = this.pooled.shift();
+      if (pick === undefined) return false;
+      try {
+        await rename(this.path(pick), target);
+      } catch (err2) {
+        this.pooled.unshift(pick);
+        throw err2;
+      }
+      this.stats.preparedFromPool++;
+    }
+    // Durable before any WAL goes in: acknowledged bytes must never sit in a file whose
+    // name a crash could undo.
+    await this.io.fsyncDir();
     return true;
   }
 
@@ -124,7 +147,8 @@ export class SegmentPool {
 
   private async prepareNow(segNo: bigint): Promise<void> {
     if (await this.io.segmentExists(segNo)) return;
-    const target = join(this.options.dir, walFileName(this.options.pgTimeline, segNo, this.options.walSegSize) + PARTIAL_SUFFIX);
+    const target = this.segmentPath(segNo, PREPARED_SUFFIX);
+    if (await exists(target)) return;
     const pick = this.pooled.shift();
     if (pick !== undefined) {
       try {
@@ -145,13 +169,23 @@ export class SegmentPool {
       }
       this.stats.preparedZeroFilled++;
     }
-    // Durable before any WAL goes in: acknowledged bytes must never sit in a file whose
-    // name a crash could undo.
-    await this.io.fsyncDir();
+  }
+
+  private segmentPath(segNo: bigint, suffix: string): string {
+    return join(this.options.dir, walFileName(this.options.pgTimeline, segNo, this.options.walSegSize) + suffix);
   }
 
   private path(futureSegNo: bigint): string {
     return join(this.options.dir, walFileName(this.options.pgTimeline, futureSegNo, this.options.walSegSize) + RECYCLED_SUFFIX);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
