@@ -55,8 +55,9 @@ export async function reconcileSafekeeper(ctx: ControllerContext, key: string): 
     // known, and judge those against the commit LSNs of the first round.
     plan = planFor(toMemberObservations(await rereadFlush(ctx, sk, reports), ctx.options.lagThresholdBytes));
   }
-  await executeRollout(ctx, sk, plan, reports);
-
+  // Status first, then the step: a reader who sees a member go down must already find
+  // Progressing saying why (a pass that acted first left the previous pass's RolloutComplete
+  // in place until its own status write). A conflict skips the step: nothing happened yet.
   const status = computeSafekeeperStatus({ sk, desiredRevision, reports, members, plan, now: ctx.now().toISOString() });
   try {
     await writeStatusIfChanged(ctx.client, found, status);
@@ -64,6 +65,7 @@ export async function reconcileSafekeeper(ctx: ControllerContext, key: string): 
     if (!isConflict(e)) throw e;
     return { requeueAfterMs: 0 }; // the object changed under us: recompute from a fresh read
   }
+  await executeRollout(ctx, sk, plan, reports);
 
   if (plan.type === 'deletePod') return { requeueAfterMs: 2000 };
   if (plan.type === 'wait' && plan.restarting !== undefined) return { requeueAfterMs: 2000 }; // a restart in flight: follow it closely
