@@ -18,6 +18,9 @@ interface MemberState {
   tenants: Map<string, Set<string>>;
   flush: string;
   commit: string;
+  /** backup_lsn the member reports (absent: a safekeeper without the field) */
+  backup?: string;
+  disk?: { used: number; total: number; highWater: boolean };
 }
 
 /** Three canned safekeepers at 10.0.0.{1,2,3}:7676 following the HTTP contract. */
@@ -28,7 +31,10 @@ function dataPlane(members: MemberState[]): Route {
     const m = members[idx];
     if (!m || !m.up) return undefined;
     const p = u.pathname;
-    if (method === 'GET' && p === '/v1/status') return { status: 200, body: { id: idx + 1, version: '0.1.0', uptime_seconds: 1 } };
+    if (method === 'GET' && p === '/v1/status') {
+      const disk = m.disk ? { disk_used_bytes: String(m.disk.used), disk_total_bytes: String(m.disk.total), disk_high_water: m.disk.highWater } : {};
+      return { status: 200, body: { id: idx + 1, version: '0.1.0', uptime_seconds: 1, ...disk } };
+    }
     if (method === 'GET' && p === '/v1/tenants') return { status: 200, body: { tenants: [...m.tenants].map(([t, tls]) => ({ tenant_id: t, timelines: [...tls] })) } };
     if (method === 'POST' && p === '/v1/tenants') {
       const t = (body as { tenant_id: string }).tenant_id;
@@ -48,7 +54,7 @@ function dataPlane(members: MemberState[]): Route {
     r = /^\/v1\/tenants\/([0-9a-f]{32})\/timelines\/([0-9a-f]{32})$/.exec(p);
     if (method === 'GET' && r) {
       if (!m.tenants.get(r[1])?.has(r[2])) return { status: 404, body: { error: 'not found', code: 'timeline_not_found' } };
-      return { status: 200, body: { tenant_id: r[1], timeline_id: r[2], term: '3', last_log_term: '3', term_history: [], flush_lsn: m.flush, commit_lsn: m.commit, timeline_start_lsn: '0/1000000', proposer_connected: true, readers: [] } };
+      return { status: 200, body: { tenant_id: r[1], timeline_id: r[2], term: '3', last_log_term: '3', term_history: [], flush_lsn: m.flush, commit_lsn: m.commit, timeline_start_lsn: '0/1000000', ...(m.backup ? { backup_lsn: m.backup, local_start_lsn: '0/1000000' } : {}), proposer_connected: true, readers: [] } };
     }
     r = /^\/v1\/tenants\/([0-9a-f]{32})$/.exec(p);
     if (method === 'DELETE' && r) return m.tenants.delete(r[1]) ? { status: 200, body: {} } : { status: 404, body: { error: 'no', code: 'tenant_not_found' } };
@@ -59,7 +65,7 @@ function dataPlane(members: MemberState[]): Route {
 function setup(memberStates?: MemberState[]) {
   const kube = new FakeKube();
   const events = new MemoryEventRecorder();
-  const members = memberStates ?? [0, 1, 2].map(() => ({ up: true, tenants: new Map<string, Set<string>>(), flush: '0/16B3F28', commit: '0/16B3F28' }));
+  const members: MemberState[] = memberStates ?? [0, 1, 2].map(() => ({ up: true, tenants: new Map<string, Set<string>>(), flush: '0/16B3F28', commit: '0/16B3F28' }));
   const calls: string[] = [];
   let n = 0;
   const ctx: ControllerContext = {
@@ -242,6 +248,39 @@ describe('Tenant reconcile', () => {
     expect(status.members![1].lagBytes).toBe(0x100000000 - 0x16b3f28);
     expect(status.quorum).toEqual({ members: 3, caughtUp: 1, healthy: false });
     expect(status.conditions!.find((c) => c.type === 'QuorumHealthy')).toMatchObject({ status: 'False', reason: 'QuorumBehind' });
+  });
+
+  test('with remote storage, status shows the offload position and lag, and each member\'s disk', async () => {
+    const { kube, ctx, members } = await readyCluster();
+    const skKey = `Safekeeper/${NS}/wal`;
+    const sk = kube.store.get(skKey)!;
+    kube.store.set(skKey, { ...sk, spec: { ...(sk.spec as object), remoteStorage: { url: 's3://wal-bucket/prod' } } });
+    await run(ctx, 4);
+    members.forEach((m, i) => {
+      m.commit = '0/3000000';
+      m.flush = '0/3000000';
+      m.backup = i === 2 ? '0/2000000' : '0/1000000';
+      m.disk = { used: 600 + i, total: 1000, highWater: i === 1 };
+    });
+    await run(ctx, 1);
+    const status = await tenantStatus(kube);
+    // the bucket holds what any member confirmed; the lag is the committed WAL beyond it
+    expect(status.offload).toEqual({ backupLsn: '0/2000000', lagBytes: 0x1000000 });
+    expect(status.members!.map((m) => m.backupLsn)).toEqual(['0/1000000', '0/1000000', '0/2000000']);
+    await reconcileSafekeeper(ctx, `${NS}/wal`);
+    const skStatus = (kube.store.get(skKey)!.status ?? {}) as { members?: { disk?: unknown }[] };
+    expect(skStatus.members!.map((m) => m.disk)).toEqual([
+      { usedBytes: 600, totalBytes: 1000, highWater: false },
+      { usedBytes: 601, totalBytes: 1000, highWater: true },
+      { usedBytes: 602, totalBytes: 1000, highWater: false },
+    ]);
+  });
+
+  test('without remote storage, no offload status even when members report a backup LSN of 0/0', async () => {
+    const { kube, ctx, members } = await readyCluster();
+    members.forEach((m) => (m.backup = '0/0'));
+    await run(ctx, 4);
+    expect((await tenantStatus(kube)).offload).toBeUndefined();
   });
 
   test('deletion removes the tenant from every member, then drops the finalizer', async () => {

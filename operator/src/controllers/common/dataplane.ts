@@ -49,6 +49,10 @@ export interface SafekeeperStatusJson {
   id: number;
   version: string;
   uptime_seconds: number;
+  /** the data volume (bytes as decimal strings), when the safekeeper measures it */
+  disk_used_bytes?: string;
+  disk_total_bytes?: string;
+  disk_high_water?: boolean;
 }
 export interface TenantListJson {
   tenants: Array<{ tenant_id: string; timelines: string[] }>;
@@ -62,6 +66,10 @@ export interface TimelineJson {
   flush_lsn: string;
   commit_lsn: string;
   timeline_start_lsn?: string;
+  /** everything below is in remote storage (0/0: nothing offloaded, or no remote storage) */
+  backup_lsn?: string;
+  /** first LSN still on the member's disk */
+  local_start_lsn?: string;
   proposer_connected?: boolean;
   /** Replication readers connected to this member (the safekeeper sends one entry per reader). */
   readers?: Array<{ application_name?: string; address?: string; sent_lsn: string; flush_lsn: string; lag_bytes: string }>;

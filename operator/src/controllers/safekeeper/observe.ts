@@ -15,6 +15,8 @@ export interface MemberReport {
   /** Answered GET /v1/status. */
   reachable: boolean;
   error?: string;
+  /** The member's data volume, when it reports one. */
+  disk?: { usedBytes: number; totalBytes: number; highWater: boolean };
   /** Per "tenant/timeline": the member's view (only when reachable). */
   timelines: Record<string, Pick<TimelineJson, 'flush_lsn' | 'commit_lsn'>>;
 }
@@ -83,8 +85,11 @@ export async function observeMembers(ctx: ControllerContext, sk: Safekeeper, pod
     if (!pod || pod.metadata.deletionTimestamp) return report;
     const api = client();
     try {
-      await api.status();
+      const status = await api.status();
       report.reachable = true;
+      if (status.disk_used_bytes !== undefined && status.disk_total_bytes !== undefined) {
+        report.disk = { usedBytes: Number(status.disk_used_bytes), totalBytes: Number(status.disk_total_bytes), highWater: status.disk_high_water === true };
+      }
       const { tenants } = await api.listTenants();
       for (const t of tenants) {
         for (const tl of t.timelines) {

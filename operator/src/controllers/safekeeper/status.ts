@@ -89,6 +89,7 @@ export function computeSafekeeperStatus(input: SafekeeperStatusInputs): Safekeep
     ...(m.revision ? { revision: m.revision } : {}),
     timelines: Object.keys(reports[i].timelines).length,
     caughtUp: memberCaughtUp(reports[i], m.caughtUp, timelines),
+    ...(reports[i].disk ? { disk: reports[i].disk } : {}),
     ...(reports[i].error ? { lastError: reports[i].error } : !reports[i].pod ? { lastError: 'pod does not exist' } : {}),
   }));
   const available = members.filter((m) => m.ready).length;

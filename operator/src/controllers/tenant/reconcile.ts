@@ -73,7 +73,7 @@ export async function reconcileTenant(ctx: ControllerContext, key: string): Prom
       await removeCompute(ctx, tenant);
     }
     const compute = await observeCompute(ctx, tenant);
-    const status = computeTenantStatus({ tenant, tenantId, timelineId, size: sk.spec.replicas, members, compute, lagThresholdBytes: ctx.options.lagThresholdBytes, now });
+    const status = computeTenantStatus({ tenant, tenantId, timelineId, size: sk.spec.replicas, members, compute, lagThresholdBytes: ctx.options.lagThresholdBytes, now, offloadEnabled: sk.spec.remoteStorage !== undefined });
     await writeStatusIfChanged(ctx.client, found, status);
 
     if (registered < sk.spec.replicas) return { requeueAfterMs: 5000 };

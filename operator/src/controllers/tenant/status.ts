@@ -26,6 +26,8 @@ export interface TenantStatusInputs {
   compute: ComputeObservation;
   lagThresholdBytes: bigint;
   now: string;
+  /** The Safekeeper offloads WAL to remote storage: report the offload position and lag. */
+  offloadEnabled?: boolean;
   /** Why nothing could be registered (e.g. the Safekeeper does not exist). */
   problem?: { reason: string; message: string };
 }
@@ -44,9 +46,17 @@ export function computeTenantStatus(input: TenantStatusInputs): TenantStatus {
       name: m.name,
       registered: m.registered,
       ...(flush !== undefined ? { flushLsn: formatLsn(flush), lagBytes: clampNumber(commit > flush ? commit - flush : 0n) } : {}),
+      ...(m.timeline?.backup_lsn !== undefined ? { backupLsn: m.timeline.backup_lsn } : {}),
+      ...(m.timeline?.local_start_lsn !== undefined ? { localStartLsn: m.timeline.local_start_lsn } : {}),
       ...(m.error ? { lastError: m.error } : {}),
     };
   });
+  // The bucket holds what any member confirmed there; the lag is the committed WAL beyond it.
+  let backup = 0n;
+  for (const m of members) if (m.timeline?.backup_lsn) backup = maxBig(backup, parseLsn(m.timeline.backup_lsn));
+  const offload = input.offloadEnabled && members.some((m) => m.timeline?.backup_lsn !== undefined)
+    ? { backupLsn: formatLsn(backup), lagBytes: clampNumber(commit > backup ? commit - backup : 0n) }
+    : undefined;
   const caughtUp = members.filter((m) => m.timeline && parseLsn(m.timeline.flush_lsn) + lagThresholdBytes >= commit).length;
   const required = majority(size);
   const registered = members.filter((m) => m.registered).length;
@@ -100,6 +110,7 @@ export function computeTenantStatus(input: TenantStatusInputs): TenantStatus {
     tenantId,
     timelineId,
     ...(members.some((m) => m.timeline) || compute.proposer?.commit_lsn ? { commitLsn: formatLsn(commit) } : {}),
+    ...(offload ? { offload } : {}),
     members: memberStatus,
     quorum: { members: size, caughtUp, healthy },
     compute: {
