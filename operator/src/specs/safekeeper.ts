@@ -55,6 +55,9 @@ function walLifecycleSettings(sk: Safekeeper): Record<string, string> {
   const remote = sk.spec.remoteStorage;
   if (remote) {
     out.WALKEEPER_REMOTE_STORAGE = remote.url;
+    // Member ids are ordinal + 1, so the cluster size is all each member needs to agree on
+    // which of them uploads a timeline (safekeeper/walBackup.ts).
+    out.WALKEEPER_REMOTE_STORAGE_MEMBERS = String(sk.spec.replicas);
     if (remote.endpoint !== undefined) out.WALKEEPER_REMOTE_STORAGE_ENDPOINT = remote.endpoint;
     if (remote.region !== undefined) out.WALKEEPER_REMOTE_STORAGE_REGION = remote.region;
     if (remote.pathStyle !== undefined) out.WALKEEPER_REMOTE_STORAGE_PATH_STYLE = String(remote.pathStyle);

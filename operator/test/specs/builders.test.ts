@@ -64,6 +64,7 @@ describe('Safekeeper builders', () => {
     const cm = children.find((c) => c.kind === 'ConfigMap') as unknown as { data: Record<string, string> };
     expect(cm.data).toMatchObject({
       WALKEEPER_REMOTE_STORAGE: 's3://wal-bucket/prod',
+      WALKEEPER_REMOTE_STORAGE_MEMBERS: '3',
       WALKEEPER_REMOTE_STORAGE_ENDPOINT: 'http://minio:9000',
       WALKEEPER_REMOTE_STORAGE_REGION: 'eu-west-1',
       WALKEEPER_REMOTE_STORAGE_PATH_STYLE: 'true',
