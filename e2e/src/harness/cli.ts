@@ -178,13 +178,14 @@ async function up(a: Args): Promise<void> {
     console.log(`export KUBECONFIG=${kubeconfigFile(a)}`);
     return;
   }
+  // Created first, so the check below sees the modes the directories really get.
+  fs.mkdirSync(a.stateDir, { recursive: true });
   if (a.runPods) {
     const blocked = postgresCannotEnter(a.stateDir);
     if (blocked) throw new Error(`PostgreSQL runs as the postgres user here, which cannot enter ${blocked}: chmod o+x it, or choose another --state-dir`);
     const left = leftoverProcesses(a.stateDir);
     if (left.length) throw new Error(`processes of an earlier harness in ${a.stateDir} are still running (pids ${left.join(' ')}); run \`harness down\` first`);
   }
-  fs.mkdirSync(a.stateDir, { recursive: true });
   try { fs.unlinkSync(urlFile(a)); } catch { /* none */ }
   const log = fs.openSync(path.join(a.stateDir, 'harness.log'), 'a');
   const args = [fileURLToPath(import.meta.url), 'serve', '--state-dir', a.stateDir, '--port', String(a.port)];
