@@ -313,11 +313,13 @@ export async function diskFullScenario(log: Log = () => undefined, member = 3): 
     res.ackedBeforeFull = record.acknowledged.size;
     const filler = fill(datadir, 64 * 1024);
     const flushAtFull = (await safekeeperTimeline(cluster, member))?.flush_lsn;
-    log(`disk full: sk${member}'s tmpfs filled (flush LSN ${flushAtFull}); forcing a new WAL segment`);
-    await sql(host, port, 'SELECT pg_switch_wal()');
+    log(`disk full: sk${member}'s tmpfs filled (flush LSN ${flushAtFull}); forcing new WAL segments`);
     const before = record.acknowledged.size;
     const logFile = cluster.safekeeperProcess(member).logFile;
-    for (let i = 0; i < 100 && !res.diskFullLogLine; i++) {
+    for (let i = 0; i < 150 && !res.diskFullLogLine; i++) {
+      // A member writes into its prepared (preallocated) next segment without new space, so one
+      // switch may land there: keep switching until it needs a segment the disk cannot give.
+      if (i % 10 === 0) await sql(host, port, 'SELECT pg_switch_wal()');
       await sleep(100);
       res.diskFullLogLine = readFileSync(logFile, 'utf8').split('\n').find((l) => /disk_full|no space left/i.test(l))?.slice(0, 500);
     }

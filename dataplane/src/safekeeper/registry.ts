@@ -30,8 +30,13 @@ export interface WalLifecycleOptions {
   removalDebounceMs?: number;
 }
 
-/** Without a lifecycle configuration (tests, tools) nothing is removed and segments are not recycled. */
-export const DEFAULT_MAX_RECYCLED_SEGMENTS = 2;
+/**
+ * Without a lifecycle configuration (tests, tools) nothing is removed. Segment recycling (and
+ * preparing the next segment ahead) is off by default: with it on, a member whose disk filled
+ * exactly at a segment boundary did not resume once space returned (hardening/storage.test.ts,
+ * disk full). It comes back on once segmentPool.ts survives that scenario.
+ */
+export const DEFAULT_MAX_RECYCLED_SEGMENTS = 0;
 
 interface TenantEntry {
   timelines: Map<string, Timeline>;
@@ -106,7 +111,7 @@ export class Registry implements TimelineGaugeSource {
       syncPolicy: this.syncPolicy,
       onFatal: (err) => this.fatal(err),
       maxSlotWalKeepSize: this.options.maxSlotWalKeepSize,
-      recycle: this.lifecycle ? { maxRecycled, prepareAhead: true } : undefined,
+      recycle: this.lifecycle && maxRecycled > 0 ? { maxRecycled, prepareAhead: true } : undefined,
     };
   }
 
