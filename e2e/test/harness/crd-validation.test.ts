@@ -1,6 +1,7 @@
 // CRD validation as kube-apiserver does it, case by case: structural rules, defaults, CEL rules and
 // their cost, with the real server's field paths and texts.
 import { costMessage, errorString, goSyntax, toCauses, validateCrd, CRD_COST_LIMIT, RULE_COST_LIMIT } from '../../src/harness/crdValidation.js';
+import { operatorModule } from '../chart/operator-source.js';
 
 type Json = Record<string, unknown>;
 
@@ -197,4 +198,10 @@ describe('formatting', () => {
     expect(costMessage('c', 1.2 * CRD_COST_LIMIT, CRD_COST_LIMIT)).toMatch(/^c exceeds budget by factor of 1\.200000x /);
     expect(costMessage('c', 101 * RULE_COST_LIMIT, RULE_COST_LIMIT)).toMatch(/^c exceeds budget by factor of more than 100x /);
   });
+});
+
+test("the CRDs the operator's generator writes (operator/src/api/crds.ts) pass", async () => {
+  const { CRD_FILES } = await operatorModule<{ CRD_FILES: Record<string, () => Json> }>('api/crds.ts');
+  expect(Object.keys(CRD_FILES).length).toBeGreaterThan(0);
+  for (const [file, make] of Object.entries(CRD_FILES)) expect([file, errs(make())]).toEqual([file, []]);
 });
