@@ -317,12 +317,12 @@ function nestedCompleteness(v: Raw, s: Raw, sPath: string, vPath: string): CrdEr
  */
 function defaultErrors(s: Raw, p: string): CrdError[] {
   const out: CrdError[] = [];
-  if (s.default !== undefined) {
+  // JSON null decodes to no default at all on the real server
+  if (s.default !== undefined && s.default !== null) {
     const dp = child(p, 'default');
     const pruned = clone(s.default);
     pruneValue(pruned, s as Schema, '', []);
     if (!deepEqual(pruned, s.default)) out.push(invalid(dp, goSyntax(s.default), 'must not have unknown fields'));
-    else if (s.default === null && s.nullable !== true) out.push(invalid(dp, null, 'must not be null'));
     else {
       const causes: StatusCause[] = [];
       validateValue(s.default, s as Schema, '', causes);
@@ -583,6 +583,8 @@ function maxEntries(s: Raw): number {
 function maxSize(s: Raw | undefined): number {
   if (!s) return MAX_REQUEST_BYTES;
   if (s.type === 'string') return typeof s.maxLength === 'number' ? s.maxLength : MAX_REQUEST_BYTES - 2;
+  // an object of fixed fields holds at most those
+  if (s.type === 'object' && !isObj(s.additionalProperties) && s['x-kubernetes-preserve-unknown-fields'] !== true) return Math.max(1, Object.keys(props(s)).length);
   if (s.type === 'array' || s.type === 'object') return maxEntries(s);
   return 1;
 }

@@ -107,6 +107,7 @@ describe('defaults', () => {
       [`${S}.properties[storage].default: Invalid value: "map[string]interface {}{\\"color\\":\\"red\\", \\"size\\":\\"1Gi\\"}": must not have unknown fields`]],
     ['a default of the wrong type', withSpec({ type: 'object', properties: { size: { type: 'integer', default: 'big' } } }),
       [`${S}.properties[size].default: Invalid value: "string": <root> in body must be of type integer: "string"`]],
+    ['default: null is no default (JSON null decodes to none)', withSpec({ type: 'object', properties: { n: { type: 'integer', default: null } } }), []],
     ['a default outside its bounds', withSpec({ type: 'object', properties: { n: { type: 'integer', maximum: 7, default: 9 } } }),
       [`${S}.properties[n].default: Invalid value: 9: <root> in body should be less than or equal to 7`]],
     ['defaults of several levels, parents first',
