@@ -353,11 +353,14 @@ interface WalkCtx {
 }
 
 const LIST_TYPES = ['atomic', 'set', 'map'];
+const OPENAPI_TYPES = ['array', 'boolean', 'integer', 'number', 'object', 'string'];
 const UNSUPPORTED = [['id', 'id is not supported'], ['$ref', '$ref is not supported'], ['$schema', '$schema is not supported'], ['additionalItems', 'additionalItems is not supported'],
   ['patternProperties', 'patternProperties is not supported'], ['definitions', 'definitions is not supported'], ['dependencies', 'dependencies is not supported']] as const;
 
 function openApiWalk(s: Raw, p: string, w: Walk, cel: boolean, ctx: WalkCtx): void {
   const E = w.schemaErrors;
+  const schemaErrorsBefore = E.length;
+  if (typeof s.type === 'string' && s.type !== 'null' && !OPENAPI_TYPES.includes(s.type)) E.push(notSupported(child(p, 'type'), s.type, OPENAPI_TYPES));
   for (const [k, why] of UNSUPPORTED) if (s[k] !== undefined) E.push(forbidden(child(p, k), why));
   if (s.type === 'null') E.push(forbidden(child(p, 'type'), 'type cannot be set to null, use nullable as an alternative'));
   if (Array.isArray(s.items)) E.push(forbidden(child(p, 'items'), 'items must be a schema object and not an array'));
@@ -376,7 +379,9 @@ function openApiWalk(s: Raw, p: string, w: Walk, cel: boolean, ctx: WalkCtx): vo
   if (s['x-kubernetes-preserve-unknown-fields'] === false) E.push(invalid(child(p, 'x-kubernetes-preserve-unknown-fields'), false, 'must be true or undefined'));
   listTypeErrors(s, p, E);
   const rules = Array.isArray(s['x-kubernetes-validations']) ? (s['x-kubernetes-validations'] as Raw[]) : [];
-  if (cel && rules.length) celRules(s, rules, p, w, ctx);
+  ruleFieldErrors(rules, p, E);
+  // as the real server: no rule is compiled while this node or one below it has a schema error
+  if (cel && rules.length && E.length === schemaErrorsBefore) celRules(s, rules, p, w, ctx);
 }
 
 function listTypeErrors(s: Raw, p: string, E: CrdError[]): void {
@@ -432,32 +437,57 @@ const isNode = (v: unknown): v is CelNode => isObj(v) && typeof v.op === 'string
 /** cel-js keeps the operand of a unary operator as a node, of the others as a list. */
 const operands = (n: CelNode): unknown[] => (Array.isArray(n.args) ? n.args : isNode(n.args) ? [n.args] : []);
 
+const VALIDATION_REASONS = ['FieldValueDuplicate', 'FieldValueForbidden', 'FieldValueInvalid', 'FieldValueRequired'];
+const hasNewlines = (t: string) => /[\n\r]/.test(t);
+
+/** The checks of a rule's own fields, which are schema errors (they keep every rule of the subtree from being compiled). */
+function ruleFieldErrors(rules: Raw[], p: string, E: CrdError[]): void {
+  rules.forEach((r, i) => {
+    const rp = index(child(p, 'x-kubernetes-validations'), i);
+    const rule = str(r.rule).trim();
+    const message = str(r.message);
+    if (!rule) E.push(required(child(rp, 'rule'), 'rule is not specified'));
+    else if (message.length > 0 && !message.trim()) E.push(invalid(child(rp, 'message'), message, 'message must be non-empty if specified'));
+    else if (hasNewlines(message.trim())) E.push(invalid(child(rp, 'message'), message, 'message must not contain line breaks'));
+    else if (hasNewlines(rule) && !message.trim()) E.push(required(child(rp, 'message'), 'message must be specified if rule contains line breaks'));
+    if (str(r.messageExpression).length > 0 && !str(r.messageExpression).trim()) E.push(required(child(rp, 'messageExpression'), 'messageExpression must be non-empty if specified'));
+    if (r.reason !== undefined && !VALIDATION_REASONS.includes(str(r.reason))) E.push(notSupported(child(rp, 'reason'), r.reason, VALIDATION_REASONS));
+    const fieldPath = str(r.fieldPath);
+    if (fieldPath.length > 0 && !fieldPath.trim()) E.push(invalid(child(rp, 'fieldPath'), fieldPath, 'fieldPath must be non-empty if specified'));
+    if (hasNewlines(fieldPath)) E.push(invalid(child(rp, 'fieldPath'), fieldPath, 'fieldPath must not contain line breaks'));
+  });
+}
+
+/** Compiles the rules of one node; per rule, in the real server's order: cost, compile error, oldSelf placement. */
 function celRules(s: Raw, rules: Raw[], p: string, w: Walk, ctx: WalkCtx): void {
   const t = celType(s);
   const env = new Environment().registerVariable('self', t).registerVariable('oldSelf', t);
   rules.forEach((r, i) => {
     const rp = child(index(child(p, 'x-kubernetes-validations'), i), 'rule');
     const rule = str(r.rule);
-    const fail = (detail: string) => w.schemaErrors.push({ field: rp, type: 'FieldValueInvalid', detail, body: `Invalid value: ${ruleSyntax(r)}: ${detail}` });
-    let ast: CelNode;
+    let ast: CelNode | undefined;
+    let error: string | undefined;
     try {
       ast = (env.parse(rule) as unknown as { ast: CelNode }).ast;
     } catch (e) {
-      fail(`compilation failed: ${celGoError(rule, e as Error, true)}`);
-      return;
+      error = `compilation failed: ${celGoError(rule, e as Error, true)}`;
     }
-    const fieldErr = undefinedField(ast, s, rule);
-    if (fieldErr) { fail(`compilation failed: ${fieldErr}`); return; }
-    const checked = env.check(rule) as { valid: boolean; type?: string; error?: Error };
-    if (!checked.valid) { fail(`compilation failed: ${celGoError(rule, checked.error!, false)}`); return; }
-    if (checked.type !== 'bool' && checked.type !== 'dyn') { fail('cel expression must evaluate to a bool'); return; }
-    if (usesOldSelf(ast) && ctx.uncorrelatable !== undefined) {
-      w.schemaErrors.push(invalid(rp, rule, `oldSelf cannot be used on the uncorrelatable portion of the schema within ${ctx.uncorrelatable}`));
-      return;
+    if (ast && !error) {
+      const fieldErr = undefinedField(ast, s, rule);
+      const checked = fieldErr ? undefined : (env.check(rule) as { valid: boolean; type?: string; error?: Error });
+      if (fieldErr) error = `compilation failed: ${fieldErr}`;
+      else if (!checked!.valid) error = `compilation failed: ${celGoError(rule, checked!.error!, false)}`;
+      else if (checked!.type !== 'bool' && checked!.type !== 'dyn') error = 'cel expression must evaluate to a bool';
     }
-    const cost = estimateCost(ast, { self: s, oldSelf: s }) * ctx.cardinality;
+    const cost = ast && !error ? estimateCost(ast, { self: s, oldSelf: s }) * ctx.cardinality : 0;
     if (cost > RULE_COST_LIMIT) w.celErrors.push(forbidden(rp, costMessage('estimated rule cost', cost, RULE_COST_LIMIT)));
     w.rules.push({ field: rp, cost });
+    if (error) w.celErrors.push({ field: rp, type: 'FieldValueInvalid', detail: error, body: `Invalid value: ${ruleSyntax(r)}: ${error}` });
+    else if (ast && usesOldSelf(ast)) {
+      if (ctx.uncorrelatable !== undefined) w.celErrors.push(invalid(rp, rule, `oldSelf cannot be used on the uncorrelatable portion of the schema within ${ctx.uncorrelatable}`));
+    } else if (r.optionalOldSelf !== undefined) {
+      w.celErrors.push(invalid(child(index(child(p, 'x-kubernetes-validations'), i), 'optionalOldSelf'), r.optionalOldSelf, 'may not be set if oldSelf is not used in rule'));
+    }
   });
 }
 
