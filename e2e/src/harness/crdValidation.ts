@@ -325,14 +325,13 @@ function defaultErrors(s: Raw, p: string): CrdError[] {
     const dp = child(p, 'default');
     const pruned = clone(s.default);
     pruneValue(pruned, s as Schema, '', []);
-    if (!deepEqual(pruned, s.default)) out.push(invalid(dp, goSyntax(s.default), 'must not have unknown fields'));
-    else {
-      const causes: StatusCause[] = [];
-      validateValue(s.default, s as Schema, '', causes);
-      for (const c of causes) {
-        const rel = c.field && c.field !== '<root>' ? `.${c.field}` : '';
-        out.push({ field: `${dp}${rel}`, type: (c.reason ?? 'FieldValueInvalid') as CrdErrorType, detail: '', body: c.message });
-      }
+    if (!deepEqual(pruned, s.default)) out.push(invalid(dp, s.default, 'must not have unknown fields'));
+    // validated whether pruned or not, as the real server does
+    const causes: StatusCause[] = [];
+    validateValue(s.default, s as Schema, '', causes);
+    for (const c of causes) {
+      const rel = c.field && c.field !== '<root>' ? `.${c.field}` : '';
+      out.push({ field: `${dp}${rel}`, type: (c.reason ?? 'FieldValueInvalid') as CrdErrorType, detail: '', body: c.message });
     }
   }
   // defaults are forbidden under additionalProperties, so only items and properties are followed
@@ -393,7 +392,10 @@ function listTypeErrors(s: Raw, p: string, E: CrdError[]): void {
   if (lt !== undefined && !LIST_TYPES.includes(lt as string)) E.push(notSupported(child(p, 'x-kubernetes-list-type'), lt, LIST_TYPES));
   if (lt !== undefined && s.type !== 'array') E.push(invalid(child(p, 'type'), str(s.type), 'must be array if x-kubernetes-list-type is specified'));
   if (keys.length > 0 && lt === undefined) E.push(required(child(p, 'x-kubernetes-list-type'), 'must be map if x-kubernetes-list-map-keys is non-empty'));
-  else if (keys.length > 0 && lt !== 'map') E.push(invalid(child(p, 'x-kubernetes-list-map-keys'), goSyntax(keys), 'must be empty if x-kubernetes-list-type is not map'));
+  else if (keys.length > 0 && lt !== 'map') {
+    const detail = 'must be empty if x-kubernetes-list-type is not map';
+    E.push({ field: child(p, 'x-kubernetes-list-map-keys'), type: 'FieldValueInvalid', detail, body: `Invalid value: []string{${keys.map((k) => JSON.stringify(k)).join(', ')}}: ${detail}` });
+  }
   if (lt === 'map') {
     if (keys.length === 0) E.push(required(child(p, 'x-kubernetes-list-map-keys'), 'must not be empty if x-kubernetes-list-type is map'));
     if (!isObj(s.items)) E.push(required(child(p, 'items'), 'must have a schema if x-kubernetes-list-type is map'));
