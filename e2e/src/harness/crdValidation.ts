@@ -130,7 +130,7 @@ export function validateOpenApiSchema(schema: unknown, path: string): CrdError[]
     }
   }
   const walk: Walk = { schemaErrors: [], celErrors: [], rules: [] };
-  openApiWalk(schema, path, walk, celAllowed, { cardinality: 1, uncorrelatable: undefined });
+  openApiWalk(schema, path, walk, celAllowed, { cardinality: 1, uncorrelatable: undefined, root: true });
   out.push(...shapeErrors, ...walk.schemaErrors, ...walk.celErrors);
   const total = walk.rules.reduce((n, r) => n + r.cost, 0);
   if (celAllowed && total > CRD_COST_LIMIT) {
@@ -352,6 +352,8 @@ interface WalkCtx {
   cardinality: number;
   /** path of the enclosing list that is not a map list: oldSelf cannot be correlated below it */
   uncorrelatable: string | undefined;
+  /** the resource's root, where rules also see apiVersion, kind and metadata.name/generateName */
+  root?: boolean;
 }
 
 const LIST_TYPES = ['atomic', 'set', 'map'];
@@ -359,8 +361,9 @@ const OPENAPI_TYPES = ['array', 'boolean', 'integer', 'number', 'object', 'strin
 const UNSUPPORTED = [['id', 'id is not supported'], ['$ref', '$ref is not supported'], ['$schema', '$schema is not supported'], ['additionalItems', 'additionalItems is not supported'],
   ['patternProperties', 'patternProperties is not supported'], ['definitions', 'definitions is not supported'], ['dependencies', 'dependencies is not supported']] as const;
 
-function openApiWalk(s: Raw, p: string, w: Walk, cel: boolean, ctx: WalkCtx): void {
+function openApiWalk(s: Raw, p: string, w: Walk, cel: boolean, ctxHere: WalkCtx): void {
   const E = w.schemaErrors;
+  const ctx: WalkCtx = { ...ctxHere, root: false };
   const schemaErrorsBefore = E.length;
   if (typeof s.type === 'string' && s.type !== 'null' && !OPENAPI_TYPES.includes(s.type)) E.push(notSupported(child(p, 'type'), s.type, OPENAPI_TYPES));
   for (const [k, why] of UNSUPPORTED) if (s[k] !== undefined) E.push(forbidden(child(p, k), why));
@@ -383,7 +386,7 @@ function openApiWalk(s: Raw, p: string, w: Walk, cel: boolean, ctx: WalkCtx): vo
   const rules = Array.isArray(s['x-kubernetes-validations']) ? (s['x-kubernetes-validations'] as Raw[]) : [];
   ruleFieldErrors(rules, p, E);
   // as the real server: no rule is compiled while this node or one below it has a schema error
-  if (cel && rules.length && E.length === schemaErrorsBefore) celRules(s, rules, p, w, ctx);
+  if (cel && rules.length && E.length === schemaErrorsBefore) celRules(ctxHere.root ? withImplicitMeta(s) : s, rules, p, w, ctx);
 }
 
 function listTypeErrors(s: Raw, p: string, E: CrdError[]): void {
@@ -461,6 +464,12 @@ function ruleFieldErrors(rules: Raw[], p: string, E: CrdError[]): void {
     if (fieldPath.length > 0 && !fieldPath.trim()) E.push(invalid(child(rp, 'fieldPath'), fieldPath, 'fieldPath must be non-empty if specified'));
     if (hasNewlines(fieldPath)) E.push(invalid(child(rp, 'fieldPath'), fieldPath, 'fieldPath must not contain line breaks'));
   });
+}
+
+/** The root as rules see it: apiVersion, kind and the part of metadata a rule may read. */
+function withImplicitMeta(s: Raw): Raw {
+  const meta = { type: 'object', properties: { name: { type: 'string', maxLength: 253 }, generateName: { type: 'string', maxLength: 253 } } };
+  return { ...s, properties: { apiVersion: { type: 'string' }, kind: { type: 'string' }, ...props(s), metadata: meta } };
 }
 
 /** Compiles the rules of one node; per rule, in the real server's order: cost, compile error, oldSelf placement. */
