@@ -488,7 +488,13 @@ function celRules(s: Raw, rules: Raw[], p: string, w: Walk, ctx: WalkCtx): void 
     }
     if (ast && !error) {
       const fieldErr = undefinedField(ast, s, rule);
-      const checked = fieldErr ? undefined : (env.check(rule) as { valid: boolean; type?: string; error?: Error });
+      let checked: { valid: boolean; type?: string; error?: Error } | undefined;
+      try {
+        checked = fieldErr ? undefined : (env.check(rule) as typeof checked);
+      } catch (e) {
+        // the checker gave up rather than reporting: refuse the rule rather than store what cannot be judged
+        checked = { valid: false, error: e as Error };
+      }
       if (fieldErr) error = `compilation failed: ${fieldErr}`;
       else if (!checked!.valid) error = `compilation failed: ${celGoError(rule, checked!.error!, false)}`;
       else if (checked!.type !== 'bool' && checked!.type !== 'dyn') error = 'cel expression must evaluate to a bool';

@@ -223,3 +223,25 @@ test("the CRDs the operator's generator writes (operator/src/api/crds.ts) pass",
   expect(Object.keys(CRD_FILES).length).toBeGreaterThan(0);
   for (const [file, make] of Object.entries(CRD_FILES)) expect([file, errs(make())]).toEqual([file, []]);
 });
+
+describe('robustness', () => {
+const junk: unknown[] = [null, 1, 'x', [], {}, [1], { type: 'object' }, true, { rule: 1 }, [{ rule: 'self.' }], { a: { b: 1 } }];
+const keys = ['type', 'properties', 'items', 'additionalProperties', 'anyOf', 'allOf', 'oneOf', 'not', 'default', 'required', 'x-kubernetes-validations', 'x-kubernetes-list-type', 'x-kubernetes-list-map-keys', 'pattern', 'x-kubernetes-int-or-string', 'x-kubernetes-preserve-unknown-fields', 'x-kubernetes-embedded-resource', 'maxItems', 'enum'];
+let seed = 1;
+const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+function gen(d: number): unknown {
+  if (d > 3 || rnd(4) === 0) return junk[rnd(junk.length)];
+  const o: Record<string, unknown> = {};
+  for (let i = 0; i < 1 + rnd(4); i++) {
+    const k = keys[rnd(keys.length)]!;
+    o[k] = k === 'properties' ? { a: gen(d + 1), b: gen(d + 1) } : k === 'anyOf' ? [gen(d + 1), gen(d + 1)] : k === 'type' ? ['object', 'array', 'string', 'integer', 'null', 'x'][rnd(6)] : k === 'x-kubernetes-validations' ? [{ rule: ['self == oldSelf', 'self.a.all(x, x)', 'has(self.b)', '1 +'][rnd(4)] }] : gen(d + 1);
+  }
+  return o;
+}
+test('schemas of any shape, malformed ones included, never make the validator throw (deterministic pseudo-random schemas)', () => {
+  for (let i = 0; i < 3000; i++) {
+    const s = gen(0);
+    try { validateCrd({ spec: { versions: [{ name: 'v1', schema: { openAPIV3Schema: s } }] } }); } catch (e) { throw new Error(`${(e as Error).stack}\n${JSON.stringify(s)}`); }
+  }
+});
+});
