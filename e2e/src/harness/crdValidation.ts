@@ -503,6 +503,11 @@ function celRules(s: Raw, rules: Raw[], p: string, w: Walk, ctx: WalkCtx): void 
     if (cost > RULE_COST_LIMIT) w.celErrors.push(forbidden(rp, costMessage('estimated rule cost', cost, RULE_COST_LIMIT)));
     w.rules.push({ field: rp, cost });
     if (error) w.celErrors.push({ field: rp, type: 'FieldValueInvalid', detail: error, body: `Invalid value: ${ruleSyntax(r)}: ${error}` });
+    const messageError = str(r.messageExpression).trim() ? messageExpressionError(env, s, str(r.messageExpression)) : undefined;
+    if (messageError) {
+      const mp = child(index(child(p, 'x-kubernetes-validations'), i), 'messageExpression');
+      w.celErrors.push({ field: mp, type: 'FieldValueInvalid', detail: messageError, body: `Invalid value: ${ruleSyntax(r)}: ${messageError}` });
+    }
     else if (ast && usesOldSelf(ast)) {
       if (ctx.uncorrelatable !== undefined) w.celErrors.push(invalid(rp, rule, `oldSelf cannot be used on the uncorrelatable portion of the schema within ${ctx.uncorrelatable}`));
     } else if (r.optionalOldSelf !== undefined) {
@@ -511,16 +516,54 @@ function celRules(s: Raw, rules: Raw[], p: string, w: Walk, ctx: WalkCtx): void 
   });
 }
 
+/** Why a messageExpression does not compile to a string, or undefined. */
+function messageExpressionError(env: Environment, s: Raw, expr: string): string | undefined {
+  let ast: CelNode;
+  try {
+    ast = (env.parse(expr) as unknown as { ast: CelNode }).ast;
+  } catch (e) {
+    return `messageExpression compilation failed: ${celGoError(expr, e as Error, true)}`;
+  }
+  const fieldErr = undefinedField(ast, s, expr);
+  if (fieldErr) return `messageExpression compilation failed: ${fieldErr}`;
+  let checked: { valid: boolean; type?: string; error?: Error };
+  try {
+    checked = env.check(expr) as typeof checked;
+  } catch (e) {
+    checked = { valid: false, error: e as Error };
+  }
+  if (!checked.valid) return `messageExpression compilation failed: ${celGoError(expr, checked.error!, false)}`;
+  if (checked.type !== 'string' && checked.type !== 'dyn') return 'messageExpression must evaluate to a string';
+  return undefined;
+}
+
 /** A cel-js error in cel-go's words and layout: `ERROR: <input>:1:COL: msg` and the source line with a caret. */
 function celGoError(rule: string, e: Error, syntax: boolean): string {
   const first = e.message.split('\n')[0] ?? '';
-  const pos = (e as { node?: { pos?: number } }).node?.pos ?? caretPos(e.message) ?? 0;
+  const node = (e as { node?: { pos?: number; args?: unknown } }).node;
+  let pos = node?.pos ?? caretPos(e.message) ?? 0;
   let msg = first;
+  const goType = (t: string) => t.trim().replace(/</g, '(').replace(/>/g, ')');
   const unknownVar = /^Unknown variable: (\S+)/.exec(first);
-  const noOverload = /^found no matching overload for '(?:[\w<>, ]+\.)?(\w+)\(/.exec(first);
+  const operator = /^no such overload: (.+) (\+|-|\*|\/|%|==|!=|<=|>=|<|>|in) (.+)$/.exec(first);
+  const call = /^found no matching overload for '(?:([\w<>, ]+)\.)?(\w+)\((.*)\)'/.exec(first);
   if (unknownVar) msg = `undeclared reference to '${unknownVar[1]}' (in container '')`;
-  else if (noOverload && !KNOWN_FUNCTIONS.has(noOverload[1]!)) msg = `undeclared reference to '${noOverload[1]}' (in container '')`;
-  else if (syntax) msg = `Syntax error: ${first}`;
+  else if (operator) {
+    const [, left, op, right] = operator;
+    msg = `found no matching overload for '${op === 'in' ? '@in' : `_${op}_`}' applied to '(${goType(left!)}, ${goType(right!)})'`;
+    // cel-go points at the operator, cel-js at the expression's start
+    const args = Array.isArray(node?.args) ? (node!.args as { end?: number; start?: number }[]) : [];
+    const from = args[0]?.end ?? pos;
+    const at = rule.indexOf(op!, from);
+    if (at >= 0) pos = at;
+  } else if (call) {
+    const [, receiver, fn, args] = call;
+    // cel-go locates a call at its opening parenthesis
+    const at = rule.indexOf(`${receiver ? '.' : ''}${fn}(`, pos);
+    if (at >= 0) pos = at + fn!.length + (receiver ? 1 : 0);
+    if (!KNOWN_FUNCTIONS.has(fn!)) msg = `undeclared reference to '${fn}' (in container '')`;
+    else msg = `found no matching overload for '${fn}' applied to '${receiver ? goType(receiver) : ''}.(${args!.split(',').map(goType).filter(Boolean).join(', ')})'`.replace(`'.(`, `'(`);
+  } else if (syntax) msg = `Syntax error: ${first}`;
   return locate(rule, pos, msg);
 }
 
