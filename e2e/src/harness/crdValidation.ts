@@ -682,6 +682,8 @@ function maxSize(s: Raw | undefined): number {
   return 1;
 }
 const traversal = (size: number) => Math.ceil(size * 0.1);
+const COMPARISONS = new Set(['==', '!=', '<', '<=', '>', '>=']);
+const LOGIC = new Set(['&&', '||', '!_', '?:', '-_', 'id', 'value']);
 
 function estimateCost(ast: CelNode, scope: Record<string, Raw | undefined>): number {
   return estimate(ast, scope).cost;
@@ -737,8 +739,13 @@ function estimate(n: unknown, scope: Record<string, Raw | undefined>): Est {
     default: {
       const rest = a.map(sub);
       const argCost = rest.reduce((c, x) => c + x.cost, 0);
-      // ==, +, <, ... on strings and lists walk them
-      return { cost: argCost + 1 + traversal(Math.max(0, ...rest.map((x) => (x.schema && (x.schema.type === 'string' || x.schema.type === 'array' || x.schema.type === 'object') ? x.size : 0)))), size: Math.max(1, ...rest.map((x) => x.size)) };
+      const sizes = rest.map((x) => x.size);
+      // comparing stops at the shorter operand; concatenation and membership walk everything
+      if (COMPARISONS.has(n.op)) return { cost: argCost + 1 + traversal(Math.min(...sizes)), size: 1 };
+      if (n.op === '+' || n.op === 'in') return { cost: argCost + 1 + traversal(sizes.reduce((x, y) => x + y, 0)), size: sizes.reduce((x, y) => x + y, 0) };
+      if (LOGIC.has(n.op)) return { cost: argCost + 1, size: Math.max(1, ...sizes) };
+      // anything not modelled costs as much as walking all of its operands
+      return { cost: argCost + 1 + traversal(sizes.reduce((x, y) => x + y, 0)), size: Math.max(1, ...sizes) };
     }
   }
 }

@@ -151,6 +151,7 @@ describe('x-kubernetes-validations', () => {
       [`${X}: Invalid value: ${rule('self ==')}: compilation failed: ERROR: <input>:1:8: Syntax error: Unexpected token: EOF\n | self ==\n | .......^`]],
     ['oldSelf inside a list that is not a map list', withSpec({ type: 'object', properties: { x: { type: 'array', maxItems: 10, items: { type: 'string', maxLength: 10, 'x-kubernetes-validations': [{ rule: 'self == oldSelf' }] } } } }),
       [`${S}.properties[x].items.x-kubernetes-validations[0].rule: Invalid value: "self == oldSelf": oldSelf cannot be used on the uncorrelatable portion of the schema within ${S}.properties[x]`]],
+    ['comparing an unbounded string with a literal stops at the literal', withRule({ type: 'array', maxItems: 1000, items: { type: 'object', properties: { name: { type: 'string' } } } }, "self.all(x, x.name != '')"), []],
     ['all() over a bounded list is cheap', withRule(bounded, "self.all(s, s.contains('a'))"), []],
     ['all() over an unbounded list of unbounded strings exceeds the per-rule and the per-CRD limit', withRule(unbounded, "self.all(s, s.contains('a'))"),
       [`${X}: Forbidden: estimated rule cost exceeds budget by factor of more than 100x ${CEL_HINT}`,
