@@ -354,6 +354,8 @@ interface WalkCtx {
   uncorrelatable: string | undefined;
   /** the resource's root, where rules also see apiVersion, kind and metadata.name/generateName */
   root?: boolean;
+  /** why a default is not allowed in this subtree */
+  defaultsForbidden?: string;
 }
 
 const LIST_TYPES = ['atomic', 'set', 'map'];
@@ -366,6 +368,7 @@ function openApiWalk(s: Raw, p: string, w: Walk, cel: boolean, ctxHere: WalkCtx)
   const ctx: WalkCtx = { ...ctxHere, root: false };
   const schemaErrorsBefore = E.length;
   if (typeof s.type === 'string' && s.type !== 'null' && !OPENAPI_TYPES.includes(s.type)) E.push(notSupported(child(p, 'type'), s.type, OPENAPI_TYPES));
+  if (s.default !== undefined && s.default !== null && ctx.defaultsForbidden) E.push(forbidden(child(p, 'default'), `must not be set ${ctx.defaultsForbidden}`));
   for (const [k, why] of UNSUPPORTED) if (s[k] !== undefined) E.push(forbidden(child(p, k), why));
   if (s.type === 'null') E.push(forbidden(child(p, 'type'), 'type cannot be set to null, use nullable as an alternative'));
   if (Array.isArray(s.items)) E.push(forbidden(child(p, 'items'), 'items must be a schema object and not an array'));
@@ -374,7 +377,11 @@ function openApiWalk(s: Raw, p: string, w: Walk, cel: boolean, ctxHere: WalkCtx)
     if (Object.keys(props(s)).length > 0 && s.additionalProperties !== true) E.push(forbidden(child(p, 'additionalProperties'), 'additionalProperties and properties are mutual exclusive'));
     if (isObj(s.additionalProperties)) openApiWalk(s.additionalProperties, child(p, 'additionalProperties'), w, cel, { ...ctx, cardinality: ctx.cardinality * maxEntries(s) });
   }
-  for (const k of sortedKeys(s.properties)) openApiWalk(props(s)[k]!, key(child(p, 'properties'), k), w, cel, ctx);
+  for (const k of sortedKeys(s.properties)) {
+    // the type and object meta of the resource are the server's: no defaults there
+    const meta = ctxHere.root && (k === 'apiVersion' || k === 'kind' || k === 'metadata');
+    openApiWalk(props(s)[k]!, key(child(p, 'properties'), k), w, cel, meta ? { ...ctx, defaultsForbidden: `in top-level ${k}` } : ctx);
+  }
   for (const j of ['allOf', 'anyOf', 'oneOf']) list(s, j).forEach((x, i) => openApiWalk(x, index(child(p, j), i), w, false, ctx));
   if (isObj(s.not)) openApiWalk(s.not, child(p, 'not'), w, false, ctx);
   if (isObj(s.items)) {

@@ -85,6 +85,8 @@ describe('generic schema rules', () => {
       [`${S}.properties[t].uniqueItems: Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic`]],
     ['x-kubernetes-preserve-unknown-fields: false', withSpec({ type: 'object', 'x-kubernetes-preserve-unknown-fields': false }),
       [`${S}.x-kubernetes-preserve-unknown-fields: Invalid value: false: must be true or undefined`]],
+    ['a default in top-level metadata', crd({ type: 'object', properties: { metadata: { type: 'object', properties: { name: { type: 'string', default: 'w' } } } } }),
+      [`${R}.properties[metadata].properties[name].default: Forbidden: must not be set in top-level metadata`]],
     ['$ref', withSpec({ type: 'object', properties: { a: { type: 'string', $ref: '#/definitions/a' } } }), [`${S}.properties[a].$ref: Forbidden: $ref is not supported`]],
     ['type: null', withSpec({ type: 'object', properties: { a: { type: 'null' } } }), [`${S}.properties[a].type: Forbidden: type cannot be set to null, use nullable as an alternative`]],
     ['an unknown list type', withSpec({ type: 'object', properties: { l: { type: 'array', items: { type: 'string' }, 'x-kubernetes-list-type': 'bag' } } }),
