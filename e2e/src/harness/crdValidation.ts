@@ -117,6 +117,7 @@ export function validateCrd(crd: unknown): CrdError[] {
 export function validateOpenApiSchema(schema: unknown, path: string): CrdError[] {
   if (!isObj(schema)) return [invalid(path, goSyntax(schema), 'must be a schema object')];
   const out: CrdError[] = [];
+  if (schema.nullable === true) out.push(forbidden(child(path, 'nullable'), 'nullable cannot be true at the root'));
   const shapeErrors = schemaShapeErrors(schema, path);
   let celAllowed = false;
   if (shapeErrors.length === 0) {

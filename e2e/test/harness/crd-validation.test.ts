@@ -43,6 +43,8 @@ describe('structural schema', () => {
     ['an array without items', withSpec({ type: 'object', properties: { tags: { type: 'array' } } }),
       [`${S}.properties[tags].items: Required value: must be specified`]],
     ['an untyped root', crd({ properties: { spec: { type: 'object' } } }), [`${R}.type: Required value: must not be empty at the root`]],
+    ['a nullable root, reported before the structural errors', crd({ type: 'object', nullable: true, properties: { a: {} } }),
+      [`${R}.nullable: Forbidden: nullable cannot be true at the root`, `${R}.properties[a].type: Required value: must not be empty for specified object fields`]],
     ['a root that is not an object', crd({ type: 'string' }), [`${R}.type: Invalid value: "string": must be object at the root`]],
     ['x-kubernetes-preserve-unknown-fields needs no type', withSpec({ type: 'object', properties: { raw: { 'x-kubernetes-preserve-unknown-fields': true } } }), []],
     ['additionalProperties at the root', crd({ type: 'object', additionalProperties: { type: 'string' } }),
