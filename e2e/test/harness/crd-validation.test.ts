@@ -1,6 +1,7 @@
 // CRD validation as kube-apiserver does it, case by case: structural rules, defaults, CEL rules and
 // their cost, with the real server's field paths and texts.
-import { costMessage, errorString, goSyntax, toCauses, validateCrd, CRD_COST_LIMIT, RULE_COST_LIMIT } from '../../src/harness/crdValidation.js';
+import { costMessage, CRD_COST_LIMIT, RULE_COST_LIMIT } from '../../src/harness/crdCel.js';
+import { errorString, goSyntax, toCauses, validateCrd } from '../../src/harness/crdValidation.js';
 import { operatorModule } from '../chart/operator-source.js';
 
 type Json = Record<string, unknown>;
