@@ -9,7 +9,8 @@ import { storageKey } from './resources.js';
 import type { StoreEvent } from './store.js';
 import { LoopbackAllocator, type PodRuntime, type PodStatusReport } from './runtime.js';
 import { labelSelectorToString, parseLabelSelector } from './selectors.js';
-import { ApiError, clone, deepEqual, isObj, nowIso, shortHash, stableStringify, type KObject } from './util.js';
+import { toCauses, validateCrd } from './crdValidation.js';
+import { ApiError, clone, deepEqual, errors, isObj, nowIso, shortHash, stableStringify, type KObject, type StatusCause } from './util.js';
 
 const MANAGER = 'harness-controller-manager';
 const CRD_FINALIZER = 'customresourcecleanup.apiextensions.k8s.io';
@@ -250,7 +251,7 @@ export class Controllers {
     });
     api.addDefaulter({ group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' }, (o, old) => {
       const spec = o.spec as { group?: string; names?: { plural?: string; kind?: string; singular?: string; listKind?: string }; versions?: { name: string; storage?: boolean }[] } | undefined;
-      const causes = [];
+      const causes: StatusCause[] = [];
       if (!spec?.group) causes.push({ reason: 'FieldValueRequired', message: 'Required value', field: 'spec.group' });
       if (!spec?.names?.plural) causes.push({ reason: 'FieldValueRequired', message: 'Required value', field: 'spec.names.plural' });
       if (!spec?.names?.kind) causes.push({ reason: 'FieldValueRequired', message: 'Required value', field: 'spec.names.kind' });
@@ -258,7 +259,10 @@ export class Controllers {
       if (spec?.group && spec.names?.plural && o.metadata.name !== `${spec.names.plural}.${spec.group}`) {
         causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: "${o.metadata.name}": must be spec.names.plural+"."+spec.group`, field: 'metadata.name' });
       }
-      if (causes.length) throw new ApiError(422, 'Invalid', `CustomResourceDefinition.apiextensions.k8s.io "${o.metadata.name}" is invalid: ${causes.map((c) => `${c.field}: ${c.message}`).join(', ')}`, { name: o.metadata.name, group: 'apiextensions.k8s.io', kind: 'CustomResourceDefinition', causes });
+      // A stored CRD whose spec does not change (finalizers, labels) is not re-judged, so one stored
+      // before a rule existed can still be deleted.
+      if (!old || !deepEqual(old.spec, o.spec)) causes.push(...toCauses(validateCrd(o)));
+      if (causes.length) throw errors.invalid('CustomResourceDefinition', 'apiextensions.k8s.io', o.metadata.name ?? '', causes);
       const names = spec!.names!;
       names.singular ??= names.kind!.toLowerCase();
       names.listKind ??= `${names.kind}List`;

@@ -49,7 +49,7 @@ export function prune(obj: Record<string, unknown>, schema: Schema | undefined):
   return dropped;
 }
 
-function pruneValue(v: unknown, s: Schema, path: string, dropped: string[]): void {
+export function pruneValue(v: unknown, s: Schema, path: string, dropped: string[]): void {
   if (s['x-kubernetes-preserve-unknown-fields'] && !s.properties && !s.additionalProperties && !s.items) return;
   if (Array.isArray(v)) {
     if (s.items) v.forEach((x, i) => pruneValue(x, s.items!, `${path}[${i}]`, dropped));
@@ -137,7 +137,7 @@ export function validateSchema(obj: unknown, schema: Schema | undefined): Status
   return out;
 }
 
-function validateValue(v: unknown, s: Schema, path: string, out: StatusCause[]): void {
+export function validateValue(v: unknown, s: Schema, path: string, out: StatusCause[]): void {
   const field = path || '<root>';
   if (v === null) {
     if (!s.nullable && s.type) out.push(inv(field, v, `${field} in body must be of type ${s.type}: "null"`));
