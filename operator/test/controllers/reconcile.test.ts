@@ -5,6 +5,7 @@ import { MemoryEventRecorder } from '../../src/runtime/events.js';
 import { silentLogger } from '../../src/runtime/log.js';
 import { kinds } from '../../src/runtime/kube.js';
 import { buildStatefulSet, revisionOf } from '../../src/specs/safekeeper.js';
+import { coarseUsedBytes } from '../../src/controllers/safekeeper/observe.js';
 import type { KubeObject } from '../../src/specs/types.js';
 import type { Safekeeper, SafekeeperStatus, TenantStatus } from '../../src/api/schema.js';
 import { validateResource } from '../../src/api/validation.js';
@@ -260,7 +261,7 @@ describe('Tenant reconcile', () => {
       m.commit = '0/3000000';
       m.flush = '0/3000000';
       m.backup = i === 2 ? '0/2000000' : '0/1000000';
-      m.disk = { used: 600 + i, total: 1000, highWater: i === 1 };
+      m.disk = { used: 600 + i * 15, total: 1000, highWater: i === 1 };
     });
     await run(ctx, 1);
     const status = await tenantStatus(kube);
@@ -271,9 +272,16 @@ describe('Tenant reconcile', () => {
     const skStatus = (kube.store.get(skKey)!.status ?? {}) as { members?: { disk?: unknown }[] };
     expect(skStatus.members!.map((m) => m.disk)).toEqual([
       { usedBytes: 600, totalBytes: 1000, highWater: false },
-      { usedBytes: 601, totalBytes: 1000, highWater: true },
-      { usedBytes: 602, totalBytes: 1000, highWater: false },
+      { usedBytes: 610, totalBytes: 1000, highWater: true },
+      { usedBytes: 630, totalBytes: 1000, highWater: false },
     ]);
+  });
+
+  test('disk use in status moves in hundredths of the volume, so steady writes cause no status writes', () => {
+    expect(coarseUsedBytes(600, 1000)).toBe(600);
+    expect(coarseUsedBytes(609, 1000)).toBe(600);
+    expect(coarseUsedBytes(10_737_418_239, 10_737_418_240)).toBe(10_737_418_200 - (10_737_418_200 % 107_374_182));
+    expect(coarseUsedBytes(5, 50)).toBe(5);
   });
 
   test('without remote storage, no offload status even when members report a backup LSN of 0/0', async () => {
