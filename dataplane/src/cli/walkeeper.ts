@@ -1,9 +1,11 @@
 // walkeeper: the data-plane processes. `safekeeper` is one member of the WAL quorum;
-// `proposer` is the sidecar that pushes a PostgreSQL primary's WAL to the quorum.
+// `proposer` is the sidecar that pushes a PostgreSQL primary's WAL to the quorum; `backup`,
+// `restore` and `wal-fetch` rebuild a lost primary from the bucket and the safekeepers.
 import { Command } from 'commander';
 import { flag } from './flags.js';
 import { DEFAULT_DISK_HIGH_WATER, DEFAULT_DISK_RESERVE, DEFAULT_WAL_KEEP_SIZE, runSafekeeper } from '../safekeeper/main.js';
 import { runProposer } from '../proposer/main.js';
+import { addBackupCommands } from './backupCommands.js';
 
 const program = new Command('walkeeper').description('walkeeper WAL service').showHelpAfterError();
 
@@ -47,6 +49,8 @@ program
   .addOption(flag('--promote', 'failover: --pg may be a hot standby following a safekeeper; once this proposer holds the quorum and the standby has replayed all committed WAL, promote it and push its new timeline (docs/operations.md)'))
   .addOption(flag('--log-format <format>', 'json or text', 'json'))
   .action(runProposer);
+
+addBackupCommands(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`walkeeper: error: ${err.message}\n`);
