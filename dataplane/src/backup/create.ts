@@ -25,6 +25,8 @@ export interface CreateBackupOptions {
   /** PostgreSQL's bin directory (pg_basebackup) */
   binDir: string;
   partSize?: number;
+  /** the id to store it under (default: one made from the start time); see newBackupId */
+  backupId?: string;
   log?: (line: string) => void;
 }
 
@@ -67,7 +69,7 @@ export async function createBackup(o: CreateBackupOptions): Promise<BackupManife
   const log = o.log ?? (() => {});
   const identity = await serverIdentity(o.pg);
   const startTime = new Date();
-  const backupId = newBackupId(startTime);
+  const backupId = o.backupId ?? newBackupId(startTime);
   const prefix = backupPrefix(o.tenantId, o.timelineId, backupId);
   await o.store.check();
   log(`backup ${backupId}: pg_basebackup from ${o.pg.host}:${o.pg.port} to ${o.store.url}/${prefix}`);

@@ -108,7 +108,7 @@ export function planBackup(input: BackupPlanInput): BackupPlan {
     // account was cut off (the proposer restarted): its parts stay incomplete in the bucket.
     const wasRunning = previous?.running;
     if (wasRunning && seen.running?.id !== wasRunning && !seen.backups.some((b) => b.id === wasRunning)) {
-      if (seen.last_failure?.id === wasRunning) fail(seen.last_failure.code ?? 'BackupError', `backup ${wasRunning}: ${seen.last_failure.message}`);
+      if (seen.last_failure?.id === wasRunning) fail('BackupError', `backup ${wasRunning}: ${seen.last_failure.message}`);
       else fail('Interrupted', `backup ${wasRunning} did not complete (the proposer restarted during it); it is left incomplete and never used`);
     }
     if (seen.running) status.running = seen.running.id;

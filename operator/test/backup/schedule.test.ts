@@ -103,7 +103,7 @@ describe('planBackup', () => {
     const prev: TenantBackupStatus = { lastScheduleTime: '2026-12-03T10:00:00.000Z', running: 'b1' };
     const failed: BackupsJson = { ...none, last_failure: { id: 'b1', at: '2026-12-03T10:01:00Z', message: 'pg_basebackup exited 1: could not connect', code: 'pg_basebackup_failed' } };
     const p = planBackup(input({ previous: prev, now: t('2026-12-03T10:02:00Z'), observed: { ok: true, value: failed } }));
-    expect(p.status.lastFailure).toMatchObject({ reason: 'pg_basebackup_failed', message: 'backup b1: pg_basebackup exited 1: could not connect' });
+    expect(p.status.lastFailure).toMatchObject({ reason: 'BackupError', message: 'backup b1: pg_basebackup exited 1: could not connect' });
     const cut = planBackup(input({ previous: prev, now: t('2026-12-03T10:02:00Z'), observed: { ok: true, value: none } }));
     expect(cut.status.lastFailure).toMatchObject({ reason: 'Interrupted' });
     expect(cut.status.lastFailure!.message).toContain('b1');

@@ -202,7 +202,7 @@ export class DataPlaneClient {
   }
 
   /** Deletes backups (and bucket WAL below the oldest kept one) beyond the retention. */
-  async applyBackupRetention(retention: { keep?: number; max_age_days?: number }): Promise<{ deleted: string[]; wal_objects_deleted: number }> {
+  async applyBackupRetention(retention: { keep?: number; max_age_days?: number; backup_lsn?: string }): Promise<{ deleted: string[]; wal_objects_deleted: number }> {
     return (await this.call<{ deleted: string[]; wal_objects_deleted: number }>('POST', '/v1/backups/retention', retention)).json!;
   }
 }

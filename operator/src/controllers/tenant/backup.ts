@@ -5,7 +5,8 @@ import { planBackup, type TenantBackupStatus } from '../../backup/schedule.js';
 import type { KubeObject } from '../../specs/types.js';
 import { writeStatusIfChanged } from '../common/apply.js';
 import { DataPlaneClient } from '../common/dataplane.js';
-import type { ControllerContext } from '../context.js';
+import { readSecretKey, type ControllerContext } from '../context.js';
+import { tenantTokenKey } from '../../specs/compute.js';
 import type { ComputeObservation } from './status.js';
 
 export interface BackupPass {
@@ -22,10 +23,16 @@ export async function reconcileBackups(
   tenant: Tenant,
   sk: Safekeeper,
   compute: ComputeObservation,
+  /** the lowest backup LSN the members report: the retention leaves bucket WAL at or above it alone */
+  membersBackupLsn: string | undefined,
 ): Promise<BackupPass | undefined> {
   const spec = tenant.spec.backup;
   if (!spec) return undefined;
-  const proposer = compute.proposerUrl ? new DataPlaneClient(compute.proposerUrl, { fetch: ctx.fetch, timeoutMs: ctx.options.httpTimeoutMs }) : undefined;
+  // With auth on, the proposer wants its tenant token on the routes that change the bucket.
+  const token = sk.spec.auth ? await readSecretKey(ctx, sk.metadata.namespace ?? '', sk.spec.auth.secretRef.name, tenantTokenKey(tenant.metadata.name ?? '')) : undefined;
+  const proposer = compute.proposerUrl
+    ? new DataPlaneClient(compute.proposerUrl, { fetch: ctx.fetch, timeoutMs: ctx.options.httpTimeoutMs, ...(token ? { token } : {}) })
+    : undefined;
   let observed: Parameters<typeof planBackup>[0]['observed'];
   if (!proposer) observed = { ok: false, error: compute.proposerError ?? 'the compute pod has no address yet' };
   else {
@@ -50,7 +57,11 @@ export async function reconcileBackups(
     const r = spec.retention;
     if (r?.keep !== undefined || r?.maxAgeDays !== undefined) {
       try {
-        const out = await proposer.applyBackupRetention({ ...(r.keep !== undefined ? { keep: r.keep } : {}), ...(r.maxAgeDays !== undefined ? { max_age_days: r.maxAgeDays } : {}) });
+        const out = await proposer.applyBackupRetention({
+          ...(r.keep !== undefined ? { keep: r.keep } : {}),
+          ...(r.maxAgeDays !== undefined ? { max_age_days: r.maxAgeDays } : {}),
+          ...(membersBackupLsn !== undefined ? { backup_lsn: membersBackupLsn } : {}),
+        });
         if (out.deleted.length > 0) {
           ctx.events.record(found, 'Normal', 'BackupsDeleted', `retention deleted ${out.deleted.join(', ')} and ${out.wal_objects_deleted} WAL objects`);
         }

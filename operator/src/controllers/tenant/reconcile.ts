@@ -3,6 +3,7 @@
 import { TENANT_FINALIZER, type Safekeeper, type Tenant, type TenantStatus } from '../../api/schema.js';
 import { validateResource } from '../../api/validation.js';
 import { majority } from '../../rollout/planner.js';
+import { formatLsn, parseLsn } from '../../lsn.js';
 import { isConflict, kinds, splitKey } from '../../runtime/kube.js';
 import type { ReconcileResult } from '../../runtime/queue.js';
 import type { KubeObject } from '../../specs/types.js';
@@ -74,7 +75,7 @@ export async function reconcileTenant(ctx: ControllerContext, key: string): Prom
       await removeCompute(ctx, tenant);
     }
     const compute = await observeCompute(ctx, tenant);
-    const backup = await reconcileBackups(ctx, found as unknown as Tenant & KubeObject, tenant, sk, compute);
+    const backup = await reconcileBackups(ctx, found as unknown as Tenant & KubeObject, tenant, sk, compute, lowestBackupLsn(members));
     const status = computeTenantStatus({
       tenant, tenantId, timelineId, size: sk.spec.replicas, members, compute, lagThresholdBytes: ctx.options.lagThresholdBytes, now,
       offloadEnabled: sk.spec.remoteStorage !== undefined, backup: backup?.status,
@@ -97,4 +98,13 @@ export async function reconcileTenant(ctx: ControllerContext, key: string): Prom
 async function refetch(ctx: ControllerContext, found: TenantObject): Promise<TenantObject> {
   const { namespace, name } = { namespace: found.metadata.namespace, name: found.metadata.name ?? '' };
   return (await ctx.client.get<TenantObject>(kinds.Tenant, namespace, name)) ?? found;
+}
+
+function lowestBackupLsn(members: TenantMemberReport[]): string | undefined {
+  let low: bigint | undefined;
+  for (const m of members) {
+    const v = m.timeline?.backup_lsn;
+    if (v !== undefined && (low === undefined || parseLsn(v) < low)) low = parseLsn(v);
+  }
+  return low === undefined ? undefined : formatLsn(low);
 }
