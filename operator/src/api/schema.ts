@@ -228,8 +228,6 @@ export type SafekeeperStatus = Static<typeof SafekeeperStatus>;
 
 // ---- Tenant ---------------------------------------------------------------------------------
 
-const LSN_PATTERN = '^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$';
-
 /**
  * Five cron fields (minute hour day-of-month month day-of-week) or a macro such as `@daily`, as a
  * CronJob's schedule; the operator parses it fully and reports a schedule that does not parse.
@@ -257,20 +255,6 @@ export const TenantBackupSpec = Type.Object(
 );
 export type TenantBackupSpec = Static<typeof TenantBackupSpec>;
 
-export const TenantRecoverySpec = Type.Object(
-  {
-    source: Type.Optional(
-      Type.String({ minLength: 1, description: 'The Tenant (same namespace, same Safekeeper) whose backups and WAL to restore from; default: this Tenant.' }),
-    ),
-    targetTime: Type.Optional(Type.String({ format: 'date-time', description: 'Recover up to this time (RFC 3339); default: the latest commit.' })),
-    targetLsn: Type.Optional(Type.String({ pattern: LSN_PATTERN, description: 'Recover up to this LSN; default: the latest commit.' })),
-  },
-  {
-    description: 'Build the compute\'s data directory from a base backup and WAL instead of initdb.',
-    'x-kubernetes-validations': [{ rule: '!(has(self.targetTime) && has(self.targetLsn))', message: 'set at most one of targetTime and targetLsn' }],
-  },
-);
-export type TenantRecoverySpec = Static<typeof TenantRecoverySpec>;
 
 export const TenantSpec = Type.Object(
   {
@@ -298,12 +282,6 @@ export const TenantSpec = Type.Object(
       { default: {} },
     ),
     backup: Type.Optional(TenantBackupSpec),
-    bootstrap: Type.Optional(
-      Type.Object(
-        { recovery: Type.Optional(TenantRecoverySpec) },
-        { description: 'How a new compute data directory is created.', ...Immutable('bootstrap is immutable: it only applies when the Tenant is created') },
-      ),
-    ),
   },
   {
     required: ['safekeeperRef', 'compute'],
