@@ -1,14 +1,19 @@
 // walkeeper: the data-plane processes. `safekeeper` is one member of the WAL quorum;
-// `proposer` is the sidecar that pushes a PostgreSQL primary's WAL to the quorum.
+// `proposer` is the sidecar that pushes a PostgreSQL primary's WAL to the quorum; `backup`,
+// `restore` and `wal-fetch` rebuild a lost primary from the bucket and the safekeepers.
 import { Command } from 'commander';
 import { flag } from './flags.js';
 import { DEFAULT_DISK_HIGH_WATER, DEFAULT_DISK_RESERVE, DEFAULT_WAL_KEEP_SIZE, runSafekeeper } from '../safekeeper/main.js';
 import { runProposer } from '../proposer/main.js';
+import { addBackupCommands } from './backupCommands.js';
+import { addRemoteStorageFlags } from './remoteStorageFlags.js';
 
 const program = new Command('walkeeper').description('walkeeper WAL service').showHelpAfterError();
 
-program
-  .command('safekeeper')
+addRemoteStorageFlags(
+  program.command('safekeeper'),
+  'offload committed WAL segments to s3://bucket/prefix or file:///dir, and read WAL removed locally back from there',
+)
   .description('run a safekeeper: stores WAL durably, votes in elections, serves readers')
   .addOption(flag('--id <n>', 'safekeeper id (positive integer), pinned to the data directory'))
   .addOption(flag('--id-from-hostname', 'take the id from a StatefulSet hostname: ordinal N gives id N+1'))
@@ -23,19 +28,14 @@ program
   .addOption(flag('--disk-high-water <percent>', 'disk use from which status and metrics report the disk as nearly full', DEFAULT_DISK_HIGH_WATER))
   .addOption(flag('--disk-reserve <size>', 'space held in <datadir>/reserve and released on a full disk so removal can proceed', DEFAULT_DISK_RESERVE))
   .addOption(flag('--log-format <format>', 'json or text', 'json'))
-  .addOption(flag('--remote-storage <url>', 'offload committed WAL segments to s3://bucket/prefix or file:///dir, and read WAL removed locally back from there'))
-  .addOption(flag('--remote-storage-endpoint <url>', 'S3 endpoint of an S3-compatible store, e.g. http://minio:9000 (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)'))
-  .addOption(flag('--remote-storage-region <region>', 'S3 region (else AWS_REGION, AWS_DEFAULT_REGION; us-east-1 with an endpoint)'))
-  .addOption(flag('--remote-storage-path-style <bool>', 'S3 path-style addressing (endpoint/bucket/key), which most S3-compatible stores need: true or false'))
-  .addOption(flag('--remote-storage-checksum <mode>', 'S3 request checksums: when_supported (SDK default) or when_required (S3-compatible stores that reject checksum headers, e.g. s3rver)'))
-  .addOption(flag('--remote-storage-access-key-id <id>', 'S3 access key id (else AWS_ACCESS_KEY_ID, else the SDK default chain)'))
-  .addOption(flag('--remote-storage-secret-access-key <key>', 'S3 secret access key (else AWS_SECRET_ACCESS_KEY); prefer the environment to a command line'))
   .addOption(flag('--remote-storage-members <n>', 'cluster size N (member ids 1..N): chooses each timeline\'s uploader', '3'))
   .addOption(flag('--remote-storage-grace-ms <ms>', 'a member that is not a timeline\'s designated uploader uploads a segment still missing from the bucket this long (times its rank) after it was committed', '30000'))
   .action(runSafekeeper);
 
-program
-  .command('proposer')
+addRemoteStorageFlags(
+  program.command('proposer'),
+  'the bucket base backups go to (POST /v1/backups), the one the safekeepers offload WAL to',
+)
   .description('run the proposer sidecar beside a PostgreSQL primary')
   .addOption(flag('--pg <connstr>', 'libpq-style connection string of the primary (key=value or postgresql:// URL)'))
   .addOption(flag('--safekeepers <list>', 'comma-separated host:port of the safekeepers\' Postgres-protocol ports'))
@@ -47,6 +47,8 @@ program
   .addOption(flag('--promote', 'failover: --pg may be a hot standby following a safekeeper; once this proposer holds the quorum and the standby has replayed all committed WAL, promote it and push its new timeline (docs/operations.md)'))
   .addOption(flag('--log-format <format>', 'json or text', 'json'))
   .action(runProposer);
+
+addBackupCommands(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`walkeeper: error: ${err.message}\n`);

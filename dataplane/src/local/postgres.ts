@@ -14,6 +14,15 @@ export class PostgresNotFoundError extends Error {
   }
 }
 
+/**
+ * Directory holding pg_basebackup, for a process that needs PostgreSQL's client tools only
+ * (the proposer's backups: the data-plane image has the client package, not the server).
+ */
+export function findPgClientBinDir(candidates: (string | undefined)[] = [process.env.WALKEEPER_PG_BIN, ...[17, 16, 15].map((v) => `/usr/lib/postgresql/${v}/bin`)]): string {
+  for (const dir of candidates) if (dir && existsSync(join(dir, 'pg_basebackup'))) return dir;
+  throw new Error(`pg_basebackup not found (looked in ${candidates.filter(Boolean).join(', ')}): install PostgreSQL's client tools (Debian: postgresql-client-15) or set WALKEEPER_PG_BIN`);
+}
+
 /** Directory holding initdb/postgres/pg_ctl; prefers $WALKEEPER_PG_BIN, then the newest Debian install. */
 export function findPgBinDir(
   candidates: (string | undefined)[] = [process.env.WALKEEPER_PG_BIN, ...[17, 16, 15].map((v) => `/usr/lib/postgresql/${v}/bin`)],

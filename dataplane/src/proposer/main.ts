@@ -8,8 +8,13 @@ import { proposerApp, ProposerMetrics } from '../http/proposerApi.js';
 import { parseSafekeeperList } from './safekeeperLink.js';
 import { ProposerService } from './service.js';
 import { stopOnSignals } from '../common/shutdown.js';
+import { remoteStorageConfig, type RemoteStorageFlags } from '../cli/remoteStorageFlags.js';
+import { openRemoteStorage } from '../remote/url.js';
+import { findPgClientBinDir } from '../local/postgres.js';
+import { BackupRunner } from './backupRunner.js';
 
-export interface ProposerOptions {
+/** `--remote-storage`: the bucket base backups go to (POST /v1/backups). */
+export interface ProposerOptions extends RemoteStorageFlags {
   pg?: string;
   safekeepers?: string;
   tenant?: string;
@@ -42,7 +47,20 @@ export async function startProposer(opts: ProposerOptions) {
   }
   const metrics = new ProposerMetrics();
   const service = new ProposerService({ pg, targets, tenantId: opts.tenant, timelineId: opts.timeline, log, metrics, promote: opts.promote === true });
-  const http = await listen(proposerApp(() => service.status(), metrics, log), opts.listenHttp);
+  // A bucket URL that does not parse refuses the start; one that cannot be reached fails each
+  // backup with the store's answer, and commits never wait for it.
+  const remote = remoteStorageConfig(opts);
+  const store = remote ? await openRemoteStorage(remote) : undefined;
+  const backups = store
+    ? new BackupRunner({
+        store, tenantId: opts.tenant, timelineId: opts.timeline, pg, binDir: () => findPgClientBinDir(), log,
+        onResult: (ok) => {
+          metrics.backups.inc({ result: ok ? 'success' : 'failure' });
+          if (ok) metrics.lastBackupSuccess.set(Date.now() / 1000);
+        },
+      })
+    : undefined;
+  const http = await listen(proposerApp(() => service.status(), metrics, log, { backups, token: opts.authToken }), opts.listenHttp);
   service.start();
   log.info({ safekeepers: targets.map((t) => t.address), postgres: `${pg.host}:${pg.port}`, listen_http: opts.listenHttp, tls: opts.tlsCa !== undefined, promote: opts.promote === true }, 'proposer started');
   return {
@@ -50,6 +68,7 @@ export async function startProposer(opts: ProposerOptions) {
     log,
     async stop() {
       await service.stop();
+      await store?.close();
       await new Promise<void>((resolve) => http.server.close(() => resolve()));
       http.server.closeAllConnections?.();
     },

@@ -324,7 +324,12 @@ export class TermRun {
       });
     }
     const timelineStart = e.termHistory[0].lsn;
-    let from = termStart - VERIFY_BYTES > timelineStart ? termStart - VERIFY_BYTES : timelineStart;
+    // Nor before the segment where PostgreSQL's current timeline began: asked for its timeline,
+    // PostgreSQL reads that timeline's segment files, and the segments before the switchpoint's
+    // exist only under the parent timeline (a standby promoted just past a segment boundary).
+    const pgTimelineFirstSegment = segmentStart(source.identity.pgTimelineInfo.startLsn);
+    const floor = pgTimelineFirstSegment > timelineStart && pgTimelineFirstSegment <= termStart ? pgTimelineFirstSegment : timelineStart;
+    let from = termStart - VERIFY_BYTES > floor ? termStart - VERIFY_BYTES : floor;
     let started: { ended: Promise<void> };
     try {
       started = await this.startPgStream(from);

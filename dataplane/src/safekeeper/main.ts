@@ -15,13 +15,15 @@ import { PgConnection } from './connection.js';
 import type { SafekeeperContext } from './context.js';
 import { stopOnSignals } from '../common/shutdown.js';
 import { parseSizeFlag } from '../common/size.js';
-import { openRemoteStorage, parseRemoteStorageUrl } from '../remote/url.js';
+import { openRemoteStorage } from '../remote/url.js';
+import { remoteStorageConfig, type RemoteStorageFlags } from '../cli/remoteStorageFlags.js';
 import { WalBackup } from './walBackup.js';
 import { parseIntFlag } from '../cli/flags.js';
 import { parsePercent, parsePgSize } from '../common/size.js';
 import { DiskSpace } from '../storage/diskSpace.js';
 
-export interface SafekeeperOptions {
+/** `--remote-storage`: offload WAL to the bucket (and read removed WAL back from it). */
+export interface SafekeeperOptions extends RemoteStorageFlags {
   id?: string;
   idFromHostname?: boolean;
   datadir: string;
@@ -34,14 +36,6 @@ export interface SafekeeperOptions {
   logFormat: string;
   /** PostgreSQL size (`64MB`, `1GB`) or -1 (unlimited, the default) */
   maxSlotWalKeepSize?: string;
-  /** `s3://bucket/prefix` or `file:///dir`: offload WAL there (and read removed WAL back) */
-  remoteStorage?: string;
-  remoteStorageEndpoint?: string;
-  remoteStorageRegion?: string;
-  remoteStoragePathStyle?: string | boolean;
-  remoteStorageChecksum?: string;
-  remoteStorageAccessKeyId?: string;
-  remoteStorageSecretAccessKey?: string;
   /** cluster size N (member ids 1..N), for choosing each timeline's uploader */
   remoteStorageMembers?: string;
   /** ms a non-designated member waits (per rank) before uploading a segment missing from the bucket */
@@ -92,16 +86,7 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
   // A URL or option that does not parse is a typo in the configuration: refuse to start. A
   // store that parses but is unreachable or refuses is reported (log, status) and re-checked,
   // while the safekeeper serves commits (see walBackup.ts).
-  const remoteConfig = opts.remoteStorage
-    ? parseRemoteStorageUrl(opts.remoteStorage, {
-        endpoint: opts.remoteStorageEndpoint,
-        region: opts.remoteStorageRegion,
-        pathStyle: opts.remoteStoragePathStyle,
-        checksum: opts.remoteStorageChecksum,
-        accessKeyId: opts.remoteStorageAccessKeyId,
-        secretAccessKey: opts.remoteStorageSecretAccessKey,
-      })
-    : undefined;
+  const remoteConfig = remoteStorageConfig(opts);
   const remoteMembers = parseIntFlag('remote-storage-members', opts.remoteStorageMembers ?? '3', 1, 7);
   const remoteGraceMs = parseIntFlag('remote-storage-grace-ms', opts.remoteStorageGraceMs ?? '30000', 0, 24 * 3600 * 1000);
   const walKeepSize = parsePgSize(opts.walKeepSize ?? DEFAULT_WAL_KEEP_SIZE, '--wal-keep-size', 'MB');

@@ -83,6 +83,12 @@ const badTenants: [string, Record<string, unknown>, string][] = [
   ['compute storage size not a quantity', { compute: { enabled: true, storage: { size: 'lots' } } }, 'spec.compute.storage.size'],
   ['compute resources not an object', { compute: { enabled: true, resources: 'big' } }, 'spec.compute.resources'],
   ['postgresParameters not an object', { compute: { enabled: true, postgresParameters: 'fsync=off' } }, 'spec.compute.postgresParameters'],
+  ['backup without a schedule', { backup: { retention: { keep: 3 } } }, 'spec.backup.schedule'],
+  ['backup schedule not five cron fields', { backup: { schedule: 'every day' } }, 'spec.backup.schedule'],
+  ['backup schedule with a seconds field', { backup: { schedule: '0 0 3 * * *' } }, 'spec.backup.schedule'],
+  ['backup retention keep 0', { backup: { schedule: '@daily', retention: { keep: 0 } } }, 'spec.backup.retention.keep'],
+  ['backup retention maxAgeDays not a number', { backup: { schedule: '@daily', retention: { maxAgeDays: 'month' } } }, 'spec.backup.retention.maxAgeDays'],
+  ['backup suspend not a boolean', { backup: { schedule: '@daily', suspend: 'yes' } }, 'spec.backup.suspend'],
 ];
 
 describe('a bad value in any field is refused at apply time, naming the field', () => {

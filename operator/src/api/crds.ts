@@ -117,6 +117,7 @@ export function tenantCrd(): CustomResourceDefinition {
     { name: 'Quorum', type: 'string', jsonPath: '.status.conditions[?(@.type=="QuorumHealthy")].status' },
     { name: 'Commit LSN', type: 'string', jsonPath: '.status.commitLsn' },
     { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+    { name: 'Last Backup', type: 'date', jsonPath: '.status.backup.lastSuccessful.completedAt', priority: 1 },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ]);
 }

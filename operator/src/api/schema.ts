@@ -228,6 +228,34 @@ export type SafekeeperStatus = Static<typeof SafekeeperStatus>;
 
 // ---- Tenant ---------------------------------------------------------------------------------
 
+/**
+ * Five cron fields (minute hour day-of-month month day-of-week) or a macro such as `@daily`, as a
+ * CronJob's schedule; the operator parses it fully and reports a schedule that does not parse.
+ */
+const CRON_PATTERN = '^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\\S+\\s+\\S+\\s+\\S+\\s+\\S+\\s+\\S+)$';
+
+export const TenantBackupSpec = Type.Object(
+  {
+    schedule: Type.String({ pattern: CRON_PATTERN, description: 'When to take a base backup, in cron syntax (UTC), e.g. "0 3 * * *".' }),
+    retention: Type.Optional(
+      Type.Object(
+        {
+          keep: Type.Optional(Type.Integer({ minimum: 1, description: 'Full backups to keep.' })),
+          maxAgeDays: Type.Optional(Type.Integer({ minimum: 1, description: 'Delete backups older than this many days.' })),
+        },
+        {
+          description:
+            'Old backups, and the WAL in the bucket older than the oldest kept backup, are deleted after each successful backup. The newest good backup is never deleted.',
+        },
+      ),
+    ),
+    suspend: Type.Optional(Type.Boolean({ description: 'Take no scheduled backups while true (existing ones are kept).' })),
+  },
+  { required: ['schedule'], description: 'Scheduled base backups to the Safekeeper\'s remote storage (which it must have).' },
+);
+export type TenantBackupSpec = Static<typeof TenantBackupSpec>;
+
+
 export const TenantSpec = Type.Object(
   {
     tenantId: Type.Optional(
@@ -253,6 +281,7 @@ export const TenantSpec = Type.Object(
       },
       { default: {} },
     ),
+    backup: Type.Optional(TenantBackupSpec),
   },
   {
     required: ['safekeeperRef', 'compute'],
@@ -299,6 +328,41 @@ export const TenantStatus = Type.Object({
     Type.Object(
       { members: Type.Integer(), caughtUp: Type.Integer(), healthy: Type.Boolean() },
       { required: ['members', 'caughtUp', 'healthy'] },
+    ),
+  ),
+  backup: Type.Optional(
+    Type.Object(
+      {
+        lastScheduleTime: Type.Optional(Type.String({ format: 'date-time', description: 'When the last scheduled backup was started.' })),
+        nextScheduleTime: Type.Optional(Type.String({ format: 'date-time' })),
+        running: Type.Optional(Type.String({ description: 'Id of the backup in progress.' })),
+        lastSuccessful: Type.Optional(
+          Type.Object(
+            {
+              id: Type.String(),
+              startLsn: Type.String(),
+              stopLsn: Type.String(),
+              completedAt: Type.String({ format: 'date-time' }),
+              sizeBytes: Type.Integer({ minimum: 0 }),
+            },
+            { required: ['id', 'startLsn', 'stopLsn', 'completedAt', 'sizeBytes'] },
+          ),
+        ),
+        firstRecoverablePoint: Type.Optional(
+          Type.Object(
+            { time: Type.String({ format: 'date-time' }), lsn: Type.String() },
+            { required: ['time', 'lsn'], description: 'The earliest point a restore can reach: the end of the oldest complete backup.' },
+          ),
+        ),
+        backups: Type.Optional(Type.Integer({ minimum: 0, description: 'Complete backups in the bucket.' })),
+        lastFailure: Type.Optional(
+          Type.Object(
+            { time: Type.String({ format: 'date-time' }), reason: Type.String(), message: Type.String() },
+            { required: ['time', 'reason', 'message'] },
+          ),
+        ),
+      },
+      { description: 'Present when spec.backup is set.' },
     ),
   ),
   compute: Type.Optional(

@@ -2,7 +2,7 @@
 // credentials Secret. The password is an input: generated once by the controller and then kept.
 import type { Safekeeper, Tenant } from '../api/schema.js';
 import { LABEL_TENANT, names, ownerReference, ports, selectorLabels, standardLabels } from './meta.js';
-import { safekeeperAddresses, type SafekeeperBuildOptions, defaultBuildOptions } from './safekeeper.js';
+import { remoteStorageCredentialsEnv, remoteStorageSettings, safekeeperAddresses, type SafekeeperBuildOptions, defaultBuildOptions } from './safekeeper.js';
 import type { Json, KubeObject, SecretLike, StatefulSetLike } from './types.js';
 
 export const POSTGRES_UID = 999;
@@ -148,6 +148,9 @@ export function buildComputeStatefulSet(inputs: ComputeInputs): StatefulSetLike 
         ? [{ name: 'WALKEEPER_AUTH_TOKEN', valueFrom: { secretKeyRef: { name: safekeeper.spec.auth.secretRef.name, key: tenantTokenKey(name) } } }]
         : []),
       ...(safekeeper.spec.tls ? [{ name: 'WALKEEPER_TLS_CA', value: `${SAFEKEEPER_CA_MOUNT}/ca.crt` }] : []),
+      // The bucket base backups go to (POST /v1/backups), the same one the safekeepers offload to.
+      ...Object.entries(remoteStorageSettings(safekeeper)).map(([name, value]) => ({ name, value })),
+      ...remoteStorageCredentialsEnv(safekeeper),
     ],
     ports: [{ name: 'http', containerPort: ports.proposerHttp, protocol: 'TCP' }],
     livenessProbe: { httpGet: { path: '/healthz', port: ports.proposerHttp }, periodSeconds: 10, failureThreshold: 6 },

@@ -51,25 +51,30 @@ export function buildConfigMap(sk: Safekeeper, opts: SafekeeperBuildOptions = de
  * in the ConfigMap, so a change is part of the config hash and rolls the members one by one.
  */
 function walLifecycleSettings(sk: Safekeeper): Record<string, string> {
-  const out: Record<string, string> = {};
-  const remote = sk.spec.remoteStorage;
-  if (remote) {
-    out.WALKEEPER_REMOTE_STORAGE = remote.url;
-    // Member ids are ordinal + 1, so the cluster size is all each member needs to agree on
-    // which of them uploads a timeline (safekeeper/walBackup.ts).
-    out.WALKEEPER_REMOTE_STORAGE_MEMBERS = String(sk.spec.replicas);
-    if (remote.endpoint !== undefined) out.WALKEEPER_REMOTE_STORAGE_ENDPOINT = remote.endpoint;
-    if (remote.region !== undefined) out.WALKEEPER_REMOTE_STORAGE_REGION = remote.region;
-    if (remote.pathStyle !== undefined) out.WALKEEPER_REMOTE_STORAGE_PATH_STYLE = String(remote.pathStyle);
-    if (remote.checksum !== undefined) out.WALKEEPER_REMOTE_STORAGE_CHECKSUM = remote.checksum;
-  }
+  const out: Record<string, string> = remoteStorageSettings(sk);
+  // Member ids are ordinal + 1, so the cluster size is all each member needs to agree on
+  // which of them uploads a timeline (safekeeper/walBackup.ts).
+  if (sk.spec.remoteStorage) out.WALKEEPER_REMOTE_STORAGE_MEMBERS = String(sk.spec.replicas);
   if (sk.spec.walKeepSize !== undefined) out.WALKEEPER_WAL_KEEP_SIZE = sk.spec.walKeepSize;
   if (sk.spec.maxSlotWalKeepSize !== undefined) out.WALKEEPER_MAX_SLOT_WAL_KEEP_SIZE = sk.spec.maxSlotWalKeepSize;
   return out;
 }
 
+/** The bucket's --remote-storage flags as environment twins: the safekeepers' and the proposer's. */
+export function remoteStorageSettings(sk: Safekeeper): Record<string, string> {
+  const out: Record<string, string> = {};
+  const remote = sk.spec.remoteStorage;
+  if (!remote) return out;
+  out.WALKEEPER_REMOTE_STORAGE = remote.url;
+  if (remote.endpoint !== undefined) out.WALKEEPER_REMOTE_STORAGE_ENDPOINT = remote.endpoint;
+  if (remote.region !== undefined) out.WALKEEPER_REMOTE_STORAGE_REGION = remote.region;
+  if (remote.pathStyle !== undefined) out.WALKEEPER_REMOTE_STORAGE_PATH_STYLE = String(remote.pathStyle);
+  if (remote.checksum !== undefined) out.WALKEEPER_REMOTE_STORAGE_CHECKSUM = remote.checksum;
+  return out;
+}
+
 /** Object-store credentials from the user's Secret, under the AWS names the S3 client reads. */
-function remoteStorageCredentialsEnv(sk: Safekeeper): Json[] {
+export function remoteStorageCredentialsEnv(sk: Safekeeper): Json[] {
   const secretName = sk.spec.remoteStorage?.credentials?.secretRef.name;
   if (!secretName) return [];
   const key = (name: string, optional = false) => ({ name, valueFrom: { secretKeyRef: { name: secretName, key: name, ...(optional ? { optional: true } : {}) } } });

@@ -46,7 +46,7 @@ describe('CRDs generated from the schema source', () => {
     expect(s.spec.names.shortNames).toContain('sk');
     expect(t.spec.names.shortNames).toContain('wkt');
     expect(s.spec.versions[0].additionalPrinterColumns.map((c) => c.name)).toEqual(['Replicas', 'Ready', 'Quorum', 'Age']);
-    expect(t.spec.versions[0].additionalPrinterColumns.map((c) => c.name)).toEqual(['Tenant ID', 'Safekeeper', 'Quorum', 'Commit LSN', 'Ready', 'Age']);
+    expect(t.spec.versions[0].additionalPrinterColumns.map((c) => c.name)).toEqual(['Tenant ID', 'Safekeeper', 'Quorum', 'Commit LSN', 'Ready', 'Last Backup', 'Age']);
   });
 
   test('immutability is expressed as CEL transition rules with clear messages', () => {

@@ -5,6 +5,7 @@ import { MemoryEventRecorder } from '../../src/runtime/events.js';
 import { silentLogger } from '../../src/runtime/log.js';
 import { kinds } from '../../src/runtime/kube.js';
 import { buildStatefulSet, revisionOf } from '../../src/specs/safekeeper.js';
+import { coarseUsedBytes } from '../../src/controllers/safekeeper/observe.js';
 import type { KubeObject } from '../../src/specs/types.js';
 import type { Safekeeper, SafekeeperStatus, TenantStatus } from '../../src/api/schema.js';
 import { validateResource } from '../../src/api/validation.js';
@@ -260,7 +261,7 @@ describe('Tenant reconcile', () => {
       m.commit = '0/3000000';
       m.flush = '0/3000000';
       m.backup = i === 2 ? '0/2000000' : '0/1000000';
-      m.disk = { used: 600 + i, total: 1000, highWater: i === 1 };
+      m.disk = { used: 600 + i * 15, total: 1000, highWater: i === 1 };
     });
     await run(ctx, 1);
     const status = await tenantStatus(kube);
@@ -271,9 +272,16 @@ describe('Tenant reconcile', () => {
     const skStatus = (kube.store.get(skKey)!.status ?? {}) as { members?: { disk?: unknown }[] };
     expect(skStatus.members!.map((m) => m.disk)).toEqual([
       { usedBytes: 600, totalBytes: 1000, highWater: false },
-      { usedBytes: 601, totalBytes: 1000, highWater: true },
-      { usedBytes: 602, totalBytes: 1000, highWater: false },
+      { usedBytes: 610, totalBytes: 1000, highWater: true },
+      { usedBytes: 630, totalBytes: 1000, highWater: false },
     ]);
+  });
+
+  test('disk use in status moves in hundredths of the volume, so steady writes cause no status writes', () => {
+    expect(coarseUsedBytes(600, 1000)).toBe(600);
+    expect(coarseUsedBytes(609, 1000)).toBe(600);
+    expect(coarseUsedBytes(10_737_418_239, 10_737_418_240)).toBe(10_737_418_200 - (10_737_418_200 % 107_374_182));
+    expect(coarseUsedBytes(5, 50)).toBe(5);
   });
 
   test('without remote storage, no offload status even when members report a backup LSN of 0/0', async () => {
@@ -281,6 +289,76 @@ describe('Tenant reconcile', () => {
     members.forEach((m) => (m.backup = '0/0'));
     await run(ctx, 4);
     expect((await tenantStatus(kube)).offload).toBeUndefined();
+  });
+
+  test('scheduled backups: started on the proposer with the tenant token when due, reported on completion, then the retention', async () => {
+    const { kube, ctx, members, events } = await readyCluster();
+    const sk = kube.store.get(`Safekeeper/${NS}/wal`)!;
+    (sk.spec as Record<string, unknown>).remoteStorage = { url: 'file:///bucket' };
+    (sk.spec as Record<string, unknown>).auth = { secretRef: { name: 'wal-auth' } };
+    kube.seed(kinds.Secret, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'wal-auth', namespace: NS }, data: { 'tenant-token-app': Buffer.from('tok-app').toString('base64') } });
+    members.forEach((m, i) => (m.backup = ['0/1000000', '0/2000000', '0/1800000'][i]));
+    const t = kube.store.get(`Tenant/${NS}/app`)!;
+    (t.spec as Record<string, unknown>).backup = { schedule: '0 * * * *', retention: { keep: 1 } };
+    kube.seed(kinds.Pod, {
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name: 'app-compute-0', namespace: NS, labels: { 'walkeeper.io/tenant': 'app' } },
+      status: { podIP: '10.0.1.1', conditions: [{ type: 'Ready', status: 'True' }] },
+    });
+    // The proposer sidecar: streaming, one backup at a time, finishing when told.
+    const proposer = { running: null as null | { id: string; started_at: string }, backups: [] as unknown[], authorizations: [] as string[], retention: [] as unknown[] };
+    const safekeepers = dataPlane(members);
+    const calls: string[] = [];
+    ctx.fetch = async (url, init) => {
+      calls.push(`${init.method} ${url}`);
+      const u = new URL(url);
+      let r: { status: number; body?: unknown } | undefined;
+      if (u.hostname !== '10.0.1.1') r = safekeepers(init.method, url, init.body ? JSON.parse(init.body) : undefined);
+      else if (u.pathname === '/v1/status') r = { status: 200, body: { tenant_id: 'x', timeline_id: 'y', state: 'streaming', quorum_healthy: true, commit_lsn: '0/16B3F28' } };
+      else if (u.pathname === '/v1/backups' && init.method === 'GET') r = { status: 200, body: { remote_storage: true, running: proposer.running, last_failure: null, backups: proposer.backups } };
+      else if (u.pathname === '/v1/backups' && init.method === 'POST') {
+        proposer.authorizations.push(init.headers.Authorization ?? '');
+        proposer.running = { id: 'b1', started_at: '2026-01-01T01:00:01Z' };
+        r = { status: 202, body: proposer.running };
+      } else if (u.pathname === '/v1/backups/retention') {
+        proposer.authorizations.push(init.headers.Authorization ?? '');
+        proposer.retention.push(JSON.parse(init.body!));
+        r = { status: 200, body: { deleted: ['b0'], wal_objects_deleted: 4 } };
+      }
+      if (!r) throw new Error(`connect ECONNREFUSED ${url}`);
+      return { status: r.status, text: async () => JSON.stringify(r.body) };
+    };
+    let now = new Date('2026-01-01T00:30:00Z');
+    ctx.now = () => now;
+    await run(ctx, 4);
+    let status = await tenantStatus(kube);
+    expect(status.backup).toEqual({ nextScheduleTime: '2026-01-01T01:00:00.000Z', backups: 0 });
+    expect(calls.filter((c) => c.startsWith('POST http://10.0.1.1'))).toEqual([]);
+
+    now = new Date('2026-01-01T01:00:00Z');
+    await run(ctx, 2);
+    status = await tenantStatus(kube);
+    expect(status.backup).toMatchObject({ lastScheduleTime: '2026-01-01T01:00:00.000Z', running: 'b1' });
+    expect(proposer.authorizations).toEqual(['Bearer tok-app']);
+    expect(events.events.filter((e) => e.reason === 'BackupStarted')).toHaveLength(1);
+
+    proposer.running = null;
+    proposer.backups = [
+      { id: 'b0', start_lsn: '0/1000028', stop_lsn: '0/1000100', start_time: '2025-12-31T01:00:00Z', stop_time: '2025-12-31T01:00:05Z', size_bytes: 100 },
+      { id: 'b1', start_lsn: '0/3000028', stop_lsn: '0/3000100', start_time: '2026-01-01T01:00:01Z', stop_time: '2026-01-01T01:00:09Z', size_bytes: 200 },
+    ];
+    now = new Date('2026-01-01T01:00:10Z');
+    await run(ctx, 2);
+    status = await tenantStatus(kube);
+    expect(status.backup).toMatchObject({
+      lastSuccessful: { id: 'b1', startLsn: '0/3000028', stopLsn: '0/3000100', completedAt: '2026-01-01T01:00:09Z', sizeBytes: 200 },
+      firstRecoverablePoint: { time: '2025-12-31T01:00:05Z', lsn: '0/1000100' },
+      backups: 2,
+    });
+    expect(status.backup!.running).toBeUndefined();
+    // the retention asks to keep 1 and leaves bucket WAL at or above the lowest member's backup LSN alone
+    expect(proposer.retention).toEqual([{ keep: 1, backup_lsn: '0/1000000' }]);
+    expect(events.events.map((e) => e.reason).filter((r) => r.startsWith('Backup'))).toEqual(['BackupStarted', 'BackupSucceeded', 'BackupsDeleted']);
   });
 
   test('deletion removes the tenant from every member, then drops the finalizer', async () => {

@@ -182,6 +182,23 @@ describe('Tenant compute builders', () => {
     ]);
   });
 
+  test('with remote storage, the proposer gets the bucket (for base backups) and its credentials; postgres does not', () => {
+    const sk = safekeeper({ remoteStorage: { url: 's3://wal-bucket/prod', endpoint: 'http://minio:9000', pathStyle: true, credentials: { secretRef: { name: 'wal-bucket' } } } });
+    const sts = buildComputeStatefulSet({ ...inputs, safekeeper: sk });
+    expect(() => new StatefulSet(sts as never).validate()).not.toThrow();
+    const proposer = container(sts, 1);
+    expect(proposer.env).toEqual([
+      { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: 'app-credentials', key: 'password' } } },
+      { name: 'WALKEEPER_REMOTE_STORAGE', value: 's3://wal-bucket/prod' },
+      { name: 'WALKEEPER_REMOTE_STORAGE_ENDPOINT', value: 'http://minio:9000' },
+      { name: 'WALKEEPER_REMOTE_STORAGE_PATH_STYLE', value: 'true' },
+      { name: 'AWS_ACCESS_KEY_ID', valueFrom: { secretKeyRef: { name: 'wal-bucket', key: 'AWS_ACCESS_KEY_ID' } } },
+      { name: 'AWS_SECRET_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 'wal-bucket', key: 'AWS_SECRET_ACCESS_KEY' } } },
+      { name: 'AWS_SESSION_TOKEN', valueFrom: { secretKeyRef: { name: 'wal-bucket', key: 'AWS_SESSION_TOKEN', optional: true } } },
+    ]);
+    expect(JSON.stringify(container(sts, 0))).not.toContain('wal-bucket');
+  });
+
   test('with tls on, the proposer gets only the CA of the Safekeeper\'s TLS Secret as WALKEEPER_TLS_CA', () => {
     const sts = buildComputeStatefulSet({ ...inputs, safekeeper: safekeeper({ tls: { secretRef: { name: 'wal-tls' } } }) });
     expect(() => new StatefulSet(sts as never).validate()).not.toThrow();

@@ -85,6 +85,23 @@ export interface ProposerStatusJson {
   reason?: string;
 }
 
+/** One complete backup as the data plane lists it (GET /v1/backups on the proposer). */
+export interface BackupManifestJson {
+  id: string;
+  start_lsn: string;
+  stop_lsn: string;
+  start_time: string;
+  stop_time: string;
+  size_bytes: number;
+}
+export interface BackupsJson {
+  remote_storage: boolean;
+  running: { id: string; started_at: string } | null;
+  last_failure: { id: string; at: string; message: string; code?: string } | null;
+  /** complete backups, oldest first */
+  backups: BackupManifestJson[];
+}
+
 export interface DataPlaneClientOptions {
   fetch?: FetchLike;
   timeoutMs?: number;
@@ -170,6 +187,23 @@ export class DataPlaneClient {
 
   async proposerStatus(): Promise<ProposerStatusJson> {
     return (await this.call<ProposerStatusJson>('GET', '/v1/status')).json!;
+  }
+
+  /** The proposer's base backups: complete ones, the one running, the last failure. */
+  async listBackups(): Promise<BackupsJson> {
+    const r = (await this.call<BackupsJson>('GET', '/v1/backups')).json;
+    if (!r || !Array.isArray(r.backups)) throw new DataPlaneError(`GET ${this.baseUrl}/v1/backups: not a backup list`, 200, undefined);
+    return r;
+  }
+
+  /** Starts a base backup on the proposer (it runs pg_basebackup against its PostgreSQL). */
+  async startBackup(): Promise<{ id: string; started_at: string }> {
+    return (await this.call<{ id: string; started_at: string }>('POST', '/v1/backups', {}, [202])).json!;
+  }
+
+  /** Deletes backups (and bucket WAL below the oldest kept one) beyond the retention. */
+  async applyBackupRetention(retention: { keep?: number; max_age_days?: number; backup_lsn?: string }): Promise<{ deleted: string[]; wal_objects_deleted: number }> {
+    return (await this.call<{ deleted: string[]; wal_objects_deleted: number }>('POST', '/v1/backups/retention', retention)).json!;
   }
 }
 

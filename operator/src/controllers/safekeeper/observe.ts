@@ -79,6 +79,16 @@ export async function forEachMember<T>(ctx: ControllerContext, sk: Safekeeper, p
   });
 }
 
+/**
+ * Disk use in status is rounded down to a hundredth of the volume: exact bytes change with every
+ * write, and a status that changes on every pass is a write per member per pass for nothing a
+ * reader needs (the safekeeper's metrics carry the exact figure; high water is reported exactly).
+ */
+export function coarseUsedBytes(used: number, total: number): number {
+  const step = Math.max(1, Math.floor(total / 100));
+  return Math.floor(used / step) * step;
+}
+
 export async function observeMembers(ctx: ControllerContext, sk: Safekeeper, pods: Map<string, PodLike>): Promise<MemberReport[]> {
   return forEachMember(ctx, sk, pods, async ({ name, ordinal, pod, client }) => {
     const report: MemberReport = { name, ordinal, pod, podReady: podReady(pod), reachable: false, timelines: {} };
@@ -88,7 +98,8 @@ export async function observeMembers(ctx: ControllerContext, sk: Safekeeper, pod
       const status = await api.status();
       report.reachable = true;
       if (status.disk_used_bytes !== undefined && status.disk_total_bytes !== undefined) {
-        report.disk = { usedBytes: Number(status.disk_used_bytes), totalBytes: Number(status.disk_total_bytes), highWater: status.disk_high_water === true };
+        const totalBytes = Number(status.disk_total_bytes);
+        report.disk = { usedBytes: coarseUsedBytes(Number(status.disk_used_bytes), totalBytes), totalBytes, highWater: status.disk_high_water === true };
       }
       const { tenants } = await api.listTenants();
       for (const t of tenants) {

@@ -55,8 +55,9 @@ export async function observeCompute(ctx: ControllerContext, tenant: Tenant): Pr
   const ip = pod?.status?.podIP;
   if (ip && !pod?.metadata.deletionTimestamp) {
     const host = ip.includes(':') ? `[${ip}]` : ip;
+    obs.proposerUrl = `http://${host}:${ports.proposerHttp}`;
     try {
-      obs.proposer = await new DataPlaneClient(`http://${host}:${ports.proposerHttp}`, { fetch: ctx.fetch, timeoutMs: ctx.options.httpTimeoutMs }).proposerStatus();
+      obs.proposer = await new DataPlaneClient(obs.proposerUrl, { fetch: ctx.fetch, timeoutMs: ctx.options.httpTimeoutMs }).proposerStatus();
     } catch (e) {
       obs.proposerError = (e as Error).message;
     }

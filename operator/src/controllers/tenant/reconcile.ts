@@ -3,6 +3,7 @@
 import { TENANT_FINALIZER, type Safekeeper, type Tenant, type TenantStatus } from '../../api/schema.js';
 import { validateResource } from '../../api/validation.js';
 import { majority } from '../../rollout/planner.js';
+import { formatLsn, parseLsn } from '../../lsn.js';
 import { isConflict, kinds, splitKey } from '../../runtime/kube.js';
 import type { ReconcileResult } from '../../runtime/queue.js';
 import type { KubeObject } from '../../specs/types.js';
@@ -10,6 +11,7 @@ import { writeStatusIfChanged } from '../common/apply.js';
 import type { ControllerContext } from '../context.js';
 import { listMemberPods } from '../safekeeper/observe.js';
 import { applyCompute, observeCompute, removeCompute } from './apply.js';
+import { reconcileBackups } from './backup.js';
 import { finalizeTenant } from './delete.js';
 import { registerOnMembers, type TenantMemberReport } from './register.js';
 import { computeTenantStatus } from './status.js';
@@ -73,13 +75,36 @@ export async function reconcileTenant(ctx: ControllerContext, key: string): Prom
       await removeCompute(ctx, tenant);
     }
     const compute = await observeCompute(ctx, tenant);
-    const status = computeTenantStatus({ tenant, tenantId, timelineId, size: sk.spec.replicas, members, compute, lagThresholdBytes: ctx.options.lagThresholdBytes, now, offloadEnabled: sk.spec.remoteStorage !== undefined });
-    await writeStatusIfChanged(ctx.client, found, status);
+    const backup = await reconcileBackups(ctx, found as unknown as Tenant & KubeObject, tenant, sk, compute, lowestBackupLsn(members));
+    const status = computeTenantStatus({
+      tenant, tenantId, timelineId, size: sk.spec.replicas, members, compute, lagThresholdBytes: ctx.options.lagThresholdBytes, now,
+      offloadEnabled: sk.spec.remoteStorage !== undefined, backup: backup?.status,
+    });
+    await writeStatusIfChanged(ctx.client, backup?.wroteStatus ? await refetch(ctx, found) : found, status);
 
-    if (registered < sk.spec.replicas) return { requeueAfterMs: 5000 };
+    if (registered < sk.spec.replicas || backup?.busy) return { requeueAfterMs: 5000 };
+    if (backup?.status.nextScheduleTime) {
+      const untilNext = Date.parse(backup.status.nextScheduleTime) - ctx.now().getTime();
+      return { requeueAfterMs: Math.max(1000, Math.min(untilNext, ctx.options.pollIntervalMs, 15_000)) };
+    }
     return { requeueAfterMs: Math.min(ctx.options.pollIntervalMs, 15_000) };
   } catch (e) {
     if (isConflict(e)) return { requeueAfterMs: 0 }; // changed under us: recompute from a fresh read
     throw e;
   }
+}
+
+/** The Tenant as stored now (the backup step may have written its status during this pass). */
+async function refetch(ctx: ControllerContext, found: TenantObject): Promise<TenantObject> {
+  const { namespace, name } = { namespace: found.metadata.namespace, name: found.metadata.name ?? '' };
+  return (await ctx.client.get<TenantObject>(kinds.Tenant, namespace, name)) ?? found;
+}
+
+function lowestBackupLsn(members: TenantMemberReport[]): string | undefined {
+  let low: bigint | undefined;
+  for (const m of members) {
+    const v = m.timeline?.backup_lsn;
+    if (v !== undefined && (low === undefined || parseLsn(v) < low)) low = parseLsn(v);
+  }
+  return low === undefined ? undefined : formatLsn(low);
 }

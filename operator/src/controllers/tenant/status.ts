@@ -12,6 +12,8 @@ export interface ComputeObservation {
   podReady: boolean;
   service?: string;
   secret?: string;
+  /** The proposer sidecar's HTTP API, when the pod has an address. */
+  proposerUrl?: string;
   proposer?: ProposerStatusJson;
   proposerError?: string;
 }
@@ -28,6 +30,8 @@ export interface TenantStatusInputs {
   now: string;
   /** The Safekeeper offloads WAL to remote storage: report the offload position and lag. */
   offloadEnabled?: boolean;
+  /** status.backup as this pass's backup step computed it (spec.backup set). */
+  backup?: NonNullable<TenantStatus['backup']>;
   /** Why nothing could be registered (e.g. the Safekeeper does not exist). */
   problem?: { reason: string; message: string };
 }
@@ -111,6 +115,7 @@ export function computeTenantStatus(input: TenantStatusInputs): TenantStatus {
     timelineId,
     ...(members.some((m) => m.timeline) || compute.proposer?.commit_lsn ? { commitLsn: formatLsn(commit) } : {}),
     ...(offload ? { offload } : {}),
+    ...(input.backup ? { backup: input.backup } : {}),
     members: memberStatus,
     quorum: { members: size, caughtUp, healthy },
     compute: {

@@ -1,0 +1,245 @@
+// Rebuilds a PostgreSQL data directory from the bucket: the newest complete base backup
+// before the target, verified (manifest, PostgreSQL version, every part's checksum, the
+// system identifier in the extracted pg_control) and extracted into a staging directory
+// beside the target, which is renamed into place only when all of it checked out. The
+// result is configured as a standby that fetches WAL from the bucket (restore_command) and
+// then streams the tail from the safekeepers (primary_conninfo); for a point in time it
+// stops there and promotes. PostgreSQL does the replay; this never runs it.
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chownSync, existsSync, readdirSync, renameSync, rmSync, appendFileSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { assertValidId } from '../common/ids.js';
+import { formatLsn, parseLsn, type Lsn } from '../common/lsn.js';
+import { pgMajorVersion, type RunAs } from '../local/postgres.js';
+import type { RemoteStorage } from '../remote/remoteStorage.js';
+import { connectPg } from '../protocol/pgClient.js';
+import { listBackups } from './catalog.js';
+import { backupPrefix } from './layout.js';
+import { pgMajorOf, type BackupManifest } from './manifest.js';
+
+export type RestoreTarget = { kind: 'latest' } | { kind: 'time'; time: Date } | { kind: 'lsn'; lsn: Lsn };
+
+export interface RestoreOptions {
+  store: RemoteStorage;
+  tenantId: string;
+  timelineId: string;
+  datadir: string;
+  target: RestoreTarget;
+  binDir: string;
+  /** safekeepers' Postgres-protocol addresses host:port: the tail after the bucket streams from them */
+  safekeepers: string[];
+  /** restore_command PostgreSQL runs for each WAL file (%f, %p), e.g. `walkeeper wal-fetch ...` */
+  restoreCommand: string;
+  /** replace a non-empty datadir */
+  force?: boolean;
+  runAs?: RunAs;
+  now?: Date;
+  log?: (line: string) => void;
+}
+
+export interface RestorePlan {
+  backup: BackupManifest;
+  datadir: string;
+  target: string;
+  /** standby that the proposer started with --promote turns into the primary (latest), or one that promotes itself at the target */
+  promote: 'by-proposer' | 'at-target';
+}
+
+export class RestoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RestoreError';
+  }
+}
+
+export function describeTarget(t: RestoreTarget): string {
+  return t.kind === 'latest' ? 'latest' : t.kind === 'time' ? `time ${t.time.toISOString()}` : `LSN ${formatLsn(t.lsn)}`;
+}
+
+/** The newest complete backup that is consistent (stop point) at or before the target. */
+export function chooseBackup(complete: BackupManifest[], target: RestoreTarget, where: string): BackupManifest {
+  if (complete.length === 0) throw new RestoreError(`no complete base backup in ${where}: take one with "backup create"`);
+  const fits = complete.filter((m) => target.kind === 'latest' || (target.kind === 'time' ? Date.parse(m.stop_time) <= target.time.getTime() : parseLsn(m.stop_lsn) <= target.lsn));
+  if (fits.length === 0) {
+    const oldest = complete[0];
+    throw new RestoreError(`target ${describeTarget(target)} is before the oldest base backup in ${where} (${oldest.backup_id}, consistent from ${oldest.stop_time} at LSN ${oldest.stop_lsn}): nothing to restore from`);
+  }
+  return fits[fits.length - 1];
+}
+
+/** Checks what can be checked without downloading; nothing is touched. */
+export async function planRestore(o: RestoreOptions): Promise<RestorePlan> {
+  assertValidId('tenant_id', o.tenantId);
+  assertValidId('timeline_id', o.timelineId);
+  const where = `${o.store.url} for tenant ${o.tenantId} timeline ${o.timelineId}`;
+  const now = o.now ?? new Date();
+  if (o.target.kind === 'time' && o.target.time.getTime() > now.getTime()) {
+    throw new RestoreError(`target time ${o.target.time.toISOString()} is after the newest WAL: it is in the future (now ${now.toISOString()})`);
+  }
+  if (o.safekeepers.length === 0) throw new RestoreError('no safekeepers given (--safekeepers host:port,...): the WAL after the bucket streams from them');
+  const quorum = await identifyTimeline(o.safekeepers, o.tenantId, o.timelineId);
+  if (o.target.kind === 'lsn' && o.target.lsn > quorum.commitLsn) {
+    throw new RestoreError(`target LSN ${formatLsn(o.target.lsn)} is after the newest WAL: the safekeepers have committed up to ${formatLsn(quorum.commitLsn)}`);
+  }
+  const { complete, incomplete } = await listBackups(o.store, o.tenantId, o.timelineId);
+  const backup = chooseBackup(complete, o.target, incomplete.length ? `${where} (incomplete, not used: ${incomplete.map((b) => `${b.backup_id}: ${b.reason}`).join('; ')})` : where);
+  if (quorum.systemId !== '0' && backup.system_identifier !== quorum.systemId) {
+    throw new RestoreError(`base backup ${backup.backup_id} is of PostgreSQL system ${backup.system_identifier}, but the safekeepers' timeline ${o.timelineId} holds WAL of system ${quorum.systemId}: the bucket or the tenant/timeline is not the one these safekeepers serve`);
+  }
+  const localMajor = pgMajorVersion(o.binDir);
+  if (pgMajorOf(backup.pg_version_num) !== localMajor) {
+    throw new RestoreError(`base backup ${backup.backup_id} is of PostgreSQL ${pgMajorOf(backup.pg_version_num)} (server_version_num ${backup.pg_version_num}), but ${o.binDir} is PostgreSQL ${localMajor}: restore with PostgreSQL ${pgMajorOf(backup.pg_version_num)}`);
+  }
+  if (existsSync(o.datadir) && readdirSync(o.datadir).length > 0 && !o.force) {
+    throw new RestoreError(`data directory ${o.datadir} is not empty: restore into an empty or absent directory, or pass --force to replace it`);
+  }
+  for (const p of backup.parts) {
+    const info = await o.store.head(backupPrefix(o.tenantId, o.timelineId, backup.backup_id) + p.name);
+    if (!info) throw new RestoreError(`base backup ${backup.backup_id} is damaged: part ${p.name} is missing from ${o.store.url}`);
+    if (info.sha256 !== p.sha256 || info.size !== p.size) {
+      throw new RestoreError(`base backup ${backup.backup_id} is damaged: part ${p.name} has sha256 ${info.sha256} and ${info.size} bytes, the manifest says ${p.sha256} and ${p.size} bytes`);
+    }
+  }
+  return { backup, datadir: o.datadir, target: describeTarget(o.target), promote: o.target.kind === 'latest' ? 'by-proposer' : 'at-target' };
+}
+
+export interface TimelineIdentity {
+  systemId: string;
+  pgTimeline: number;
+  /** the highest commit LSN any reachable safekeeper reports */
+  commitLsn: Lsn;
+}
+
+/** IDENTIFY_SYSTEM on every safekeeper (a replication connection, as a standby makes); one must answer. */
+export async function identifyTimeline(safekeepers: string[], tenantId: string, timelineId: string): Promise<TimelineIdentity> {
+  let best: TimelineIdentity | undefined;
+  const errors: string[] = [];
+  for (const addr of safekeepers) {
+    const [host, port] = splitHostPort(addr);
+    try {
+      const c = await connectPg({ host, port, user: 'postgres', replication: 'true', options: `-c tenant_id=${tenantId} -c timeline_id=${timelineId}`, connectTimeoutMs: 5000 });
+      try {
+        const row = (await c.query('IDENTIFY_SYSTEM')).rows[0];
+        const id = { systemId: String(row[0]), pgTimeline: Number(row[1]), commitLsn: parseLsn(String(row[2])) };
+        if (!best || id.commitLsn > best.commitLsn) best = id;
+      } finally {
+        await c.close();
+      }
+    } catch (err) {
+      errors.push(`${addr}: ${(err as Error).message}`);
+    }
+  }
+  if (!best) throw new RestoreError(`no safekeeper answered for tenant ${tenantId} timeline ${timelineId}: ${errors.join('; ')}`);
+  return best;
+}
+
+function splitHostPort(s: string): [string, number] {
+  const i = s.lastIndexOf(':');
+  if (i <= 0 || !/^\d+$/.test(s.slice(i + 1))) throw new RestoreError(`invalid safekeeper address "${s}": expected host:port`);
+  return [s.slice(0, i), Number(s.slice(i + 1))];
+}
+
+/** libpq multi-host conninfo: the standby tries each safekeeper in turn. */
+export function safekeepersConnInfo(safekeepers: string[], tenantId: string, timelineId: string, applicationName: string): string {
+  const hosts = safekeepers.map(splitHostPort);
+  return `host=${hosts.map((h) => h[0]).join(',')} port=${hosts.map((h) => h[1]).join(',')} user=postgres application_name=${applicationName} options='-c tenant_id=${tenantId} -c timeline_id=${timelineId}'`;
+}
+
+const quote = (v: string) => `'${v.replace(/'/g, "''")}'`;
+
+export async function restoreBackup(o: RestoreOptions): Promise<RestorePlan> {
+  const log = o.log ?? (() => {});
+  const plan = await planRestore(o);
+  const { backup } = plan;
+  const parent = dirname(o.datadir);
+  mkdirSync(parent, { recursive: true });
+  const staging = join(parent, `.${basename(o.datadir)}.restoring`);
+  rmSync(staging, { recursive: true, force: true }); // a restore killed earlier left it
+  mkdirSync(staging, { mode: 0o700 });
+  if (o.runAs) chownSync(staging, o.runAs.uid, o.runAs.gid);
+  try {
+    log(`restore: base backup ${backup.backup_id} (${backup.parts.length} part(s), ${backup.compressed_bytes} bytes) into ${staging}`);
+    await extractParts(o, backup, staging);
+    const sysid = controlSystemIdentifier(o.binDir, staging);
+    if (sysid !== backup.system_identifier) {
+      throw new RestoreError(`base backup ${backup.backup_id}: the extracted pg_control has system identifier ${sysid}, the manifest says ${backup.system_identifier}`);
+    }
+    configureRecovery(o, staging);
+    if (existsSync(o.datadir)) rmSync(o.datadir, { recursive: true, force: true });
+    renameSync(staging, o.datadir);
+  } catch (err) {
+    rmSync(staging, { recursive: true, force: true });
+    throw err;
+  }
+  log(`restore: ${o.datadir} holds base backup ${backup.backup_id}, configured to recover to ${plan.target}`);
+  return plan;
+}
+
+/** Streams every part, verified against the manifest, through gunzip into tar -x. */
+async function extractParts(o: RestoreOptions, backup: BackupManifest, dir: string): Promise<void> {
+  const tar = spawn('tar', ['-x', '-f', '-', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'], uid: o.runAs?.uid, gid: o.runAs?.gid, cwd: '/' });
+  let stderr = '';
+  tar.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    tar.once('error', reject);
+    tar.once('close', resolve);
+  });
+  exited.catch(() => undefined);
+  const gunzip = createGunzip();
+  gunzip.pipe(tar.stdin);
+  const gunzipDone = new Promise<void>((resolve, reject) => {
+    gunzip.once('end', resolve);
+    gunzip.once('error', (err) => reject(new RestoreError(`base backup ${backup.backup_id} does not decompress: ${err.message}`)));
+  });
+  gunzipDone.catch(() => undefined);
+  try {
+    for (const p of backup.parts) {
+      const key = backupPrefix(o.tenantId, o.timelineId, backup.backup_id) + p.name;
+      const body = await o.store.get(key).catch((err: Error) => {
+        throw new RestoreError(`base backup ${backup.backup_id} is damaged: part ${p.name}: ${err.message}`);
+      });
+      if (!body) throw new RestoreError(`base backup ${backup.backup_id} is damaged: part ${p.name} is missing from ${o.store.url}`);
+      const sha = createHash('sha256').update(body).digest('hex');
+      if (sha !== p.sha256) throw new RestoreError(`base backup ${backup.backup_id} is damaged: part ${p.name} has sha256 ${sha}, the manifest says ${p.sha256}`);
+      if (!gunzip.write(body)) await new Promise((r) => gunzip.once('drain', r));
+    }
+    gunzip.end();
+    await gunzipDone;
+    const code = await exited;
+    if (code !== 0) throw new RestoreError(`tar -x of base backup ${backup.backup_id} failed (exit ${code}): ${stderr.trim()}`);
+  } catch (err) {
+    tar.kill('SIGKILL');
+    throw err;
+  }
+}
+
+function controlSystemIdentifier(binDir: string, dataDir: string): string {
+  const out = execFileSync(join(binDir, 'pg_controldata'), [dataDir], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } });
+  const m = /Database system identifier:\s+(\d+)/.exec(out);
+  if (!m) throw new RestoreError(`pg_controldata ${dataDir} printed no system identifier`);
+  return m[1];
+}
+
+/** standby.signal plus settings in postgresql.auto.conf (it overrides postgresql.conf, which came from the old server). */
+function configureRecovery(o: RestoreOptions, dataDir: string): void {
+  const settings: Record<string, string> = {
+    restore_command: quote(o.restoreCommand),
+    primary_conninfo: quote(safekeepersConnInfo(o.safekeepers, o.tenantId, o.timelineId, 'walkeeper_restore')),
+    primary_slot_name: quote(''),
+    recovery_target_timeline: quote('latest'),
+  };
+  if (o.target.kind === 'time') settings.recovery_target_time = quote(o.target.time.toISOString());
+  if (o.target.kind === 'lsn') settings.recovery_target_lsn = quote(formatLsn(o.target.lsn));
+  if (o.target.kind !== 'latest') settings.recovery_target_action = quote('promote');
+  const auto = join(dataDir, 'postgresql.auto.conf');
+  const before = existsSync(auto) ? readFileSync(auto, 'utf8') : '';
+  appendFileSync(auto, `${before.endsWith('\n') || before === '' ? '' : '\n'}# walkeeper restore: ${describeTarget(o.target)}\n${Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`);
+  const signal = join(dataDir, 'standby.signal');
+  writeFileSync(signal, '');
+  if (o.runAs) {
+    chownSync(auto, o.runAs.uid, o.runAs.gid);
+    chownSync(signal, o.runAs.uid, o.runAs.gid);
+  }
+}

@@ -1,0 +1,181 @@
+// `walkeeper backup create|list|delete|retain`, `walkeeper restore` and `walkeeper wal-fetch`
+// (the restore_command): base backups and restores of one timeline, against the same bucket
+// the safekeepers offload WAL to, with the safekeeper's --remote-storage flags.
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { flag } from './flags.js';
+import { table } from './table.js';
+import { assertValidId } from '../common/ids.js';
+import { parseConnInfo } from '../common/conninfo.js';
+import { parseLsn } from '../common/lsn.js';
+import { findPgBinDir, postgresIdentity } from '../local/postgres.js';
+import { WALKEEPER_JS } from '../local/process.js';
+import { openRemoteStorage, parseRemoteStorageUrl, type RemoteStorageConfig } from '../remote/url.js';
+import type { RemoteStorage } from '../remote/remoteStorage.js';
+import { createBackup, DEFAULT_PART_SIZE } from '../backup/create.js';
+import { applyRetention, deleteBackup, listBackups } from '../backup/catalog.js';
+import { restoreBackup, type RestoreTarget } from '../backup/restore.js';
+import { fetchWalFile } from '../backup/walFetch.js';
+import { parseSizeFlag } from './flags.js';
+
+export interface StoreFlags {
+  remoteStorage?: string;
+  remoteStorageEndpoint?: string;
+  remoteStorageRegion?: string;
+  remoteStoragePathStyle?: string | boolean;
+  remoteStorageChecksum?: string;
+  remoteStorageAccessKeyId?: string;
+  remoteStorageSecretAccessKey?: string;
+  tenantId?: string;
+  timelineId?: string;
+  json?: boolean;
+}
+
+function withStoreFlags(cmd: Command): Command {
+  return cmd
+    .addOption(flag('--remote-storage <url>', 'the bucket: s3://bucket/prefix or file:///dir (as the safekeepers\')'))
+    .addOption(flag('--remote-storage-endpoint <url>', 'S3 endpoint of an S3-compatible store'))
+    .addOption(flag('--remote-storage-region <region>', 'S3 region'))
+    .addOption(flag('--remote-storage-path-style <bool>', 'S3 path-style addressing: true or false'))
+    .addOption(flag('--remote-storage-checksum <mode>', 'S3 request checksums: when_supported or when_required'))
+    .addOption(flag('--remote-storage-access-key-id <id>', 'S3 access key id (else AWS_ACCESS_KEY_ID)'))
+    .addOption(flag('--remote-storage-secret-access-key <key>', 'S3 secret access key (else AWS_SECRET_ACCESS_KEY)'))
+    .addOption(flag('--tenant-id <id>', 'tenant id (32 hex)'))
+    .addOption(flag('--timeline-id <id>', 'timeline id (32 hex)'))
+    .option('--json', 'print JSON');
+}
+
+function storeConfig(o: StoreFlags): RemoteStorageConfig {
+  if (!o.remoteStorage) throw new Error('no --remote-storage given: the bucket the safekeepers offload to, s3://bucket/prefix or file:///dir');
+  return parseRemoteStorageUrl(o.remoteStorage, {
+    endpoint: o.remoteStorageEndpoint,
+    region: o.remoteStorageRegion,
+    pathStyle: o.remoteStoragePathStyle,
+    checksum: o.remoteStorageChecksum,
+    accessKeyId: o.remoteStorageAccessKeyId,
+    secretAccessKey: o.remoteStorageSecretAccessKey,
+  });
+}
+
+function ids(o: StoreFlags): { tenantId: string; timelineId: string } {
+  assertValidId('tenant_id', o.tenantId);
+  assertValidId('timeline_id', o.timelineId);
+  return { tenantId: o.tenantId, timelineId: o.timelineId };
+}
+
+async function withStore<T>(o: StoreFlags, fn: (store: RemoteStorage) => Promise<T>): Promise<T> {
+  const store = await openRemoteStorage(storeConfig(o));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+const progress = (line: string) => process.stderr.write(`walkeeper: ${line}\n`);
+
+/**
+ * The restore_command for a restored server: this same binary's wal-fetch with the bucket's
+ * URL and non-secret options. S3 credentials are never written into postgresql.auto.conf:
+ * PostgreSQL passes its own environment (AWS_ACCESS_KEY_ID, ...) to the command.
+ */
+export function walFetchCommand(o: StoreFlags, tenantId: string, timelineId: string): string {
+  const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+  const args = [process.execPath, WALKEEPER_JS, 'wal-fetch', '--remote-storage', o.remoteStorage!];
+  const opt: [string, string | boolean | undefined][] = [['endpoint', o.remoteStorageEndpoint], ['region', o.remoteStorageRegion], ['path-style', o.remoteStoragePathStyle], ['checksum', o.remoteStorageChecksum]];
+  for (const [name, v] of opt) if (v !== undefined && v !== '') args.push(`--remote-storage-${name}`, String(v));
+  args.push('--tenant-id', tenantId, '--timeline-id', timelineId);
+  return `${args.map(sh).join(' ')} %f %p`;
+}
+
+export function parseTarget(o: { targetTime?: string; targetLsn?: string }): RestoreTarget {
+  if (o.targetTime && o.targetLsn) throw new Error('give --target-time or --target-lsn, not both');
+  if (o.targetLsn) return { kind: 'lsn', lsn: parseLsn(o.targetLsn) };
+  if (o.targetTime) {
+    const t = new Date(o.targetTime);
+    if (Number.isNaN(t.getTime())) throw new Error(`invalid --target-time "${o.targetTime}": expected an ISO 8601 time such as 2026-12-03T12:00:00Z`);
+    return { kind: 'time', time: t };
+  }
+  return { kind: 'latest' };
+}
+
+export function addBackupCommands(program: Command): void {
+  const backup = program.command('backup').description('base backups of a timeline in the bucket (docs/operations.md, "Backups and restore")');
+  withStoreFlags(backup.command('create').description('take a base backup with pg_basebackup, gzip it and upload it; the manifest is written last'))
+    .addOption(flag('--pg <connstr>', 'the primary to back up (a user allowed to replicate)'))
+    .addOption(flag('--part-size <size>', 'size of each uploaded part (e.g. 64MB)', '64MB'))
+    .action(async (o: StoreFlags & { pg?: string; partSize: string }) => {
+      const { tenantId, timelineId } = ids(o);
+      if (!o.pg) throw new Error('no --pg given: the connection string of the primary to back up');
+      const partSize = Number(parseSizeFlag('part-size', o.partSize));
+      if (partSize < 1024 * 1024) throw new Error(`invalid --part-size ${o.partSize}: at least 1MB`);
+      const m = await withStore(o, (store) => createBackup({ store, tenantId, timelineId, pg: parseConnInfo(o.pg!), binDir: findPgBinDir(), partSize: partSize || DEFAULT_PART_SIZE, log: progress }));
+      console.log(o.json ? JSON.stringify(m, null, 2) : `backup ${m.backup_id} complete: WAL ${m.start_lsn}..${m.stop_lsn}, ${m.compressed_bytes} bytes in ${m.parts.length} part(s)`);
+    });
+  withStoreFlags(backup.command('list').description('complete backups (oldest first) and incomplete ones with why')).action(async (o: StoreFlags) => {
+    const { tenantId, timelineId } = ids(o);
+    const catalog = await withStore(o, (store) => listBackups(store, tenantId, timelineId));
+    if (o.json) return console.log(JSON.stringify(catalog, null, 2));
+    console.log(table(['BACKUP', 'STATE', 'START LSN', 'STOP LSN', 'STOP TIME', 'BYTES'], [
+      ...catalog.complete.map((m) => [m.backup_id, 'complete', m.start_lsn, m.stop_lsn, m.stop_time, String(m.compressed_bytes)]),
+      ...catalog.incomplete.map((b) => [b.backup_id, `INCOMPLETE (${b.reason})`, '-', '-', '-', String(b.bytes)]),
+    ]));
+  });
+  withStoreFlags(backup.command('delete <backup_id>').description('delete one backup (manifest first)')).action(async (id: string, o: StoreFlags) => {
+    const { tenantId, timelineId } = ids(o);
+    const r = await withStore(o, (store) => deleteBackup(store, tenantId, timelineId, id));
+    console.log(o.json ? JSON.stringify({ backup_id: id, ...r }) : `deleted backup ${id} (${r.deleted} objects)`);
+  });
+  withStoreFlags(backup.command('retain').description('delete backups no rule keeps, and the bucket WAL older than the oldest kept backup'))
+    .option('--keep <n>', 'keep the newest N complete backups')
+    .option('--max-age-days <d>', 'keep complete backups younger than D days')
+    .option('--safekeeper-urls <urls>', 'safekeepers\' HTTP URLs: WAL is removed only below their lowest backup_lsn too')
+    .option('--dry-run', 'say what would be deleted')
+    .action(async (o: StoreFlags & { keep?: string; maxAgeDays?: string; safekeeperUrls?: string; dryRun?: boolean }) => {
+      const { tenantId, timelineId } = ids(o);
+      const keep = o.keep === undefined ? undefined : Number(o.keep);
+      const maxAgeDays = o.maxAgeDays === undefined ? undefined : Number(o.maxAgeDays);
+      let backupLsn: bigint | undefined;
+      for (const url of (o.safekeeperUrls ?? '').split(',').map((u) => u.trim().replace(/\/$/, '')).filter(Boolean)) {
+        const r = await fetch(`${url}/v1/tenants/${tenantId}/timelines/${timelineId}`, { signal: AbortSignal.timeout(5000) });
+        if (r.status !== 200) throw new Error(`${url}: timeline status answered ${r.status} ${await r.text()}; retention needs every safekeeper's backup_lsn`);
+        const lsn = parseLsn(((await r.json()) as { backup_lsn: string }).backup_lsn);
+        if (backupLsn === undefined || lsn < backupLsn) backupLsn = lsn;
+      }
+      const r = await withStore(o, (store) => applyRetention(store, tenantId, timelineId, { keep, maxAgeDays, backupLsn, dryRun: o.dryRun }));
+      if (o.json) return console.log(JSON.stringify(r, null, 2));
+      console.log(`${o.dryRun ? 'would keep' : 'kept'} ${r.kept.join(', ') || 'nothing (no complete backup)'}; ${o.dryRun ? 'would delete' : 'deleted'} ${r.deleted_backups.length} backup(s), ${r.deleted_incomplete.length} incomplete, ${r.deleted_wal.length} WAL segment(s) below ${r.wal_horizon ?? '-'}`);
+    });
+
+  withStoreFlags(program.command('restore').description('rebuild a data directory from the newest base backup before the target, bucket WAL and the safekeepers\' tail'))
+    .addOption(flag('--datadir <dir>', 'data directory to create (empty or absent)'))
+    .addOption(flag('--safekeepers <list>', 'comma-separated host:port of the safekeepers\' Postgres-protocol ports'))
+    .option('--target-time <time>', 'point in time (ISO 8601); default: latest, every committed transaction')
+    .option('--target-lsn <lsn>', 'LSN X/X to recover to')
+    .option('--force', 'replace a non-empty data directory')
+    .action(async (o: StoreFlags & { datadir?: string; safekeepers?: string; targetTime?: string; targetLsn?: string; force?: boolean }) => {
+      const { tenantId, timelineId } = ids(o);
+      if (!o.datadir) throw new Error('no --datadir given: the data directory to create');
+      const target = parseTarget(o);
+      const plan = await withStore(o, (store) => restoreBackup({
+        store, tenantId, timelineId, datadir: resolve(o.datadir!), target, binDir: findPgBinDir(),
+        safekeepers: (o.safekeepers ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+        restoreCommand: walFetchCommand(o, tenantId, timelineId), force: o.force, runAs: postgresIdentity(), log: progress,
+      }));
+      if (o.json) return console.log(JSON.stringify({ backup_id: plan.backup.backup_id, datadir: plan.datadir, target: plan.target, promote: plan.promote }, null, 2));
+      console.log(`restored base backup ${plan.backup.backup_id} into ${plan.datadir} (target ${plan.target}).`);
+      console.log(plan.promote === 'by-proposer'
+        ? 'Start PostgreSQL on it (a standby) and its proposer with --promote: the proposer takes the timeline with a higher term, waits until the standby replayed the quorum\'s commit LSN, and promotes it.'
+        : 'Start PostgreSQL on it: it replays to the target and promotes onto a new PostgreSQL timeline. Register a NEW timeline id on the safekeepers and start the proposer with it; the original timeline is left as it is.');
+    });
+
+  withStoreFlags(program.command('wal-fetch <file> <destination>').description('restore_command: copy a WAL or history file of the timeline from the bucket; exit 1 if absent'))
+    .action(async (file: string, destination: string, o: StoreFlags) => {
+      const { tenantId, timelineId } = ids(o);
+      const r = await withStore(o, (store) => fetchWalFile(store, tenantId, timelineId, file, destination));
+      if (r === 'absent') {
+        process.stderr.write(`walkeeper wal-fetch: ${file} is not in the bucket (PostgreSQL then streams it from a safekeeper)\n`);
+        process.exit(1);
+      }
+    });
+}

@@ -1,0 +1,86 @@
+// Scheduled base backups on the harness with the real operator: a Safekeeper with a file://
+// bucket and a Tenant whose spec.backup fires every minute. The operator starts each backup on
+// the proposer sidecar (real pg_basebackup against the compute's real PostgreSQL), reports it in
+// status.backup with Events, and after the second one the retention (keep 1) deletes the first
+// from the bucket, leaving the newest complete backup.
+import fs from 'node:fs';
+import path from 'node:path';
+import { listBackups } from '@walkeeper/dataplane/backup/catalog';
+import { openRemoteStorage, parseRemoteStorageUrl } from '@walkeeper/dataplane/remote/url';
+import { Scenario, safekeeperYaml, waitFor } from './helpers.js';
+
+const s = new Scenario('bkp');
+
+beforeAll(() => s.start(), 90_000);
+afterAll(() => s.stop(), 90_000);
+
+interface BackupStatus {
+  lastScheduleTime?: string;
+  running?: string;
+  lastSuccessful?: { id: string; startLsn: string; stopLsn: string; completedAt: string; sizeBytes: number };
+  firstRecoverablePoint?: { time: string; lsn: string };
+  backups?: number;
+  lastFailure?: { reason: string; message: string };
+}
+
+it('takes scheduled backups through the proposer and applies the retention', s.step(async () => {
+  const bucket = path.join(s.dir, 'bucket');
+  fs.mkdirSync(bucket, { mode: 0o1777 });
+  fs.chmodSync(bucket, 0o1777); // the safekeepers and the compute's proposer run as different users
+  await s.applyOk(safekeeperYaml('main', 3, `  remoteStorage:\n    url: file://${bucket}\n`));
+  await s.applyOk(`apiVersion: walkeeper.io/v1alpha1
+kind: Tenant
+metadata:
+  name: demo
+spec:
+  safekeeperRef:
+    name: main
+  compute:
+    enabled: true
+    image: postgres:15
+    storage:
+      size: 1Gi
+  backup:
+    schedule: "* * * * *"
+    retention:
+      keep: 1
+`);
+  await s.waitTenantReady('demo', 150);
+  const client = await s.connect('demo');
+  await client.query("CREATE TABLE ledger AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 20000) g");
+  await client.end();
+  const { tenantId, timelineId } = await s.tenantStatus('demo');
+  const backup = async () => ((await s.tenantStatus('demo')) as { backup?: BackupStatus }).backup ?? {};
+
+  let first: BackupStatus['lastSuccessful'];
+  await waitFor('the first scheduled backup', 150_000, async () => {
+    first = (await backup()).lastSuccessful;
+    return first !== undefined;
+  }, 1000);
+  expect(first!.sizeBytes).toBeGreaterThan(0);
+  const store = await openRemoteStorage(parseRemoteStorageUrl(`file://${bucket}`, {}));
+  try {
+    expect((await listBackups(store, tenantId!, timelineId!)).complete.map((m) => m.backup_id)).toContain(first!.id);
+
+    let second: BackupStatus['lastSuccessful'];
+    await waitFor('a second scheduled backup', 150_000, async () => {
+      second = (await backup()).lastSuccessful;
+      return second !== undefined && second.id !== first!.id;
+    }, 1000);
+    // keep: 1 — the first is deleted once the second is complete; the newest always stays
+    await waitFor('the retention to delete the first backup', 60_000, async () => {
+      const ids = (await listBackups(store, tenantId!, timelineId!)).complete.map((m) => m.backup_id);
+      return !ids.includes(first!.id) && ids.includes(second!.id);
+    }, 1000);
+    const st = await backup();
+    expect(st.lastFailure).toBeUndefined();
+    expect(st.lastScheduleTime).toBeDefined();
+    const events = JSON.parse(await s.env.kubectlOk(['get', 'events', '--field-selector', 'involvedObject.name=demo', '-o', 'json'])) as { items: { reason: string; message: string }[] };
+    const reasons = events.items.map((e) => e.reason);
+    expect(reasons).toEqual(expect.arrayContaining(['BackupStarted', 'BackupSucceeded', 'BackupsDeleted']));
+    // kubectl shows when the last backup completed
+    expect(await s.env.kubectlOk(['get', 'tenant', 'demo', '-o', 'wide'])).toMatch(/LAST BACKUP/);
+  } finally {
+    await store.close();
+  }
+}), 420_000);
