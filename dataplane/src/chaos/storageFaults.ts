@@ -15,7 +15,7 @@ import { sleep } from '../local/postgres.js';
 import { CONTROL_FILE_NAME } from '../storage/controlFile.js';
 import { LedgerRecord } from '../torture/ledger.js';
 import { Workload } from '../torture/workload.js';
-import { newTempCluster, killCluster, safekeeperTimeline, EXTRA_PORT } from '../torture/env.js';
+import { newTempCluster, killCluster, safekeeperTimeline, EXTRA_PORT, withWalRemoval } from '../torture/env.js';
 import { prepareLedger, sql, verifyLedger, waitForCommit, type LedgerVerification } from './ledgerCheck.js';
 import { FakeProposer, START_LSN, buildWal, http, readWal, removeDir, startTestSafekeeper, tempDir, type TestSafekeeper } from '../../test/safekeeper/helpers.js';
 
@@ -287,6 +287,7 @@ function fill(dir: string, leave: number): string {
 
 export async function diskFullScenario(log: Log = () => undefined, member = 3): Promise<DiskFullResult> {
   const { cluster, runAs } = await newTempCluster('walkeeper-diskfull-');
+  withWalRemoval(cluster);
   const datadir = join(cluster.baseDir, 'safekeepers', `sk${member}`);
   mkdirSync(datadir, { recursive: true });
   const res: DiskFullResult = { member, ackedBeforeFull: 0, ackedWhileFull: 0, memberStalled: false, caughtUpAfterSpaceReturned: false, recoveredAfterRestart: false };
