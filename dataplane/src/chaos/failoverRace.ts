@@ -253,7 +253,7 @@ export async function runFailoverRace(log: Log = () => undefined): Promise<Failo
     report.ledgerOnNewPrimary = checkLedger(record.acknowledged, record.attempted, await readLedger(pg2Node.ip, pgPort));
     check('ledger on the new primary', report.ledgerOnNewPrimary.ok, `acknowledged ${report.ledgerOnNewPrimary.acknowledged}, lost ${report.ledgerOnNewPrimary.lost.length}, duplicates ${report.ledgerOnNewPrimary.duplicates}, phantoms ${report.ledgerOnNewPrimary.phantoms.length}`);
     report.ledger = await verifyLedger({ readerView: view3, readerId: 3, backup, record, commitLsn: commit, restoredHost: '127.0.0.1', restoredPort: 16425 + Math.floor(Math.random() * 1000), runAs: nc.runAs, name: 'restore', primary: { host: pg2Node.ip, port: pgPort } });
-    check('ledger restored from sk3\'s WAL across the timeline switch', report.ledger.ok, `up to ${formatLsn(commit)}: acknowledged ${report.ledger.acknowledged}, lost ${report.ledger.lost.length}, duplicates ${report.ledger.duplicates}, phantoms ${report.ledger.phantoms.length}`);
+    check('ledger restored from sk3\'s WAL across the timeline switch', report.ledger.ok, `up to ${formatLsn(commit)}: acknowledged ${report.ledger.acknowledged}, lost ${report.ledger.lost.length}, duplicates ${report.ledger.duplicates}, phantoms ${report.ledger.phantoms.length}; WAL below ${report.ledger.readerLocalStartLsn} read from the bucket`);
   } catch (err) {
     report.error = (err as Error).stack ?? String(err);
     log(`failover: ERROR ${(err as Error).message}`);

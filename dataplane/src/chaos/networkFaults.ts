@@ -167,7 +167,7 @@ export async function runNetworkScenarios(log: Log = () => undefined): Promise<N
     const commit = await waitForCommit(nc.cluster);
     await waitUntil('sk3 has the commit LSN', 30_000, async () => parseLsn((await safekeeperTimeline(nc!.views.get(3)!, 3))?.commit_lsn ?? '0/0') >= commit);
     report.ledger = await verifyLedger({ readerView: nc.views.get(3)!, readerId: 3, backup, record, commitLsn: commit, restoredHost: '127.0.0.1', restoredPort: 15425 + Math.floor(Math.random() * 1000), runAs: nc.runAs, name: 'restore', primary: { host, port } });
-    log(`network: ledger from sk3 (the partitioned and impaired member): acknowledged ${report.ledger.acknowledged}, lost ${report.ledger.lost.length}, duplicates ${report.ledger.duplicates}, phantoms ${report.ledger.phantoms.length}`);
+    log(`network: ledger from sk3 (the partitioned and impaired member): acknowledged ${report.ledger.acknowledged}, lost ${report.ledger.lost.length}, duplicates ${report.ledger.duplicates}, phantoms ${report.ledger.phantoms.length}; WAL below ${report.ledger.readerLocalStartLsn} read from the bucket`);
   } catch (err) {
     report.error = (err as Error).stack ?? String(err);
     log(`network: ERROR ${(err as Error).message}`);

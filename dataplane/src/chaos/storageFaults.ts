@@ -370,7 +370,7 @@ export async function diskFullScenario(log: Log = () => undefined, member = 3): 
     const reader = res.recoveredAfterRestart ? member : 1;
     res.ledgerReader = reader;
     res.ledger = await verifyLedger({ readerView: cluster, readerId: reader, backup, record, commitLsn: commit, restoredHost: host, restoredPort: cluster.config.postgres.port + (EXTRA_PORT.restoredPostgres - 20), runAs, name: 'restore' });
-    log(`disk full: ledger from sk${reader}: acknowledged ${res.ledger.acknowledged}, lost ${res.ledger.lost.length}, duplicates ${res.ledger.duplicates}, phantoms ${res.ledger.phantoms.length}`);
+    log(`disk full: ledger from sk${reader}: acknowledged ${res.ledger.acknowledged}, lost ${res.ledger.lost.length}, duplicates ${res.ledger.duplicates}, phantoms ${res.ledger.phantoms.length}; WAL below ${res.ledger.readerLocalStartLsn} read from the bucket`);
   } catch (err) {
     res.error = (err as Error).stack ?? String(err);
     log(`disk full: ERROR ${(err as Error).message}`);
