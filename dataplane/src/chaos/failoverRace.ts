@@ -25,7 +25,7 @@ import { createStandby } from '../local/standby.js';
 import { checkLedger, LedgerRecord, type LedgerCheck } from '../torture/ledger.js';
 import { readLedger } from '../torture/restore.js';
 import { destroyClient, Workload } from '../torture/workload.js';
-import { safekeeperTimeline } from '../torture/env.js';
+import { safekeeperTimeline, walRemovalConfig } from '../torture/env.js';
 import { prepareLedger, verifyLedger, type LedgerVerification } from './ledgerCheck.js';
 import { createTopology, destroyTopology, killNetCluster, leftovers, netCluster, netnsUnavailable, spawnInNs, startNetCluster, startNetProposer, type NetCluster, type Topology } from './netns.js';
 
@@ -133,7 +133,7 @@ export async function runFailoverRace(log: Log = () => undefined): Promise<Failo
   try {
     topo = createTopology(['sk1', 'sk2', 'sk3', 'pg', 'pg2']);
     const pg2Node = topo.nodes.get('pg2')!;
-    nc = netCluster(topo, dir, defaultConfig({ portBase: 15600 }));
+    nc = netCluster(topo, dir, { ...defaultConfig({ portBase: 15600 }), ...walRemovalConfig(dir) });
     if (nc.runAs) chownSync(dir, nc.runAs.uid, nc.runAs.gid);
     await startNetCluster(nc, (l) => log(`failover: ${l}`));
     const cfg = nc.cluster.config;
@@ -252,8 +252,8 @@ export async function runFailoverRace(log: Log = () => undefined): Promise<Failo
     await waitUntil(30_000, async () => parseLsn((await safekeeperTimeline(view3, 3))?.commit_lsn ?? '0/0') >= commit);
     report.ledgerOnNewPrimary = checkLedger(record.acknowledged, record.attempted, await readLedger(pg2Node.ip, pgPort));
     check('ledger on the new primary', report.ledgerOnNewPrimary.ok, `acknowledged ${report.ledgerOnNewPrimary.acknowledged}, lost ${report.ledgerOnNewPrimary.lost.length}, duplicates ${report.ledgerOnNewPrimary.duplicates}, phantoms ${report.ledgerOnNewPrimary.phantoms.length}`);
-    report.ledger = await verifyLedger({ readerView: view3, readerId: 3, backup, record, commitLsn: commit, restoredHost: '127.0.0.1', restoredPort: 16425 + Math.floor(Math.random() * 1000), runAs: nc.runAs, name: 'restore' });
-    check('ledger restored from sk3\'s WAL across the timeline switch', report.ledger.ok, `up to ${formatLsn(commit)}: acknowledged ${report.ledger.acknowledged}, lost ${report.ledger.lost.length}, duplicates ${report.ledger.duplicates}, phantoms ${report.ledger.phantoms.length}`);
+    report.ledger = await verifyLedger({ readerView: view3, readerId: 3, backup, record, commitLsn: commit, restoredHost: '127.0.0.1', restoredPort: 16425 + Math.floor(Math.random() * 1000), runAs: nc.runAs, name: 'restore', primary: { host: pg2Node.ip, port: pgPort } });
+    check('ledger restored from sk3\'s WAL across the timeline switch', report.ledger.ok, `up to ${formatLsn(commit)}: acknowledged ${report.ledger.acknowledged}, lost ${report.ledger.lost.length}, duplicates ${report.ledger.duplicates}, phantoms ${report.ledger.phantoms.length}; WAL below ${report.ledger.readerLocalStartLsn} read from the bucket`);
   } catch (err) {
     report.error = (err as Error).stack ?? String(err);
     log(`failover: ERROR ${(err as Error).message}`);

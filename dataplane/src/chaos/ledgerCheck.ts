@@ -1,14 +1,16 @@
 // The end of every chaos scenario: the torture's ledger check. Before the workload, the ledger
 // table and a base backup without WAL; after it, WAL streamed by stock pg_receivewal from ONE
 // safekeeper, a brand-new server restored from both, and checkLedger over what the workload
-// knows was acknowledged. Reuses the torture's restore and ledger code unchanged.
+// knows was acknowledged. Before the WAL is read, segments are switched until that member has
+// removed the backup's start, so the check reads removed WAL back from the bucket. Reuses the
+// torture's restore and ledger code unchanged.
 import { join } from 'node:path';
 import pg from 'pg';
 import { formatLsn, parseLsn, type Lsn } from '../common/lsn.js';
 import type { LocalCluster } from '../local/cluster.js';
 import { sleep, type RunAs } from '../local/postgres.js';
 import { checkLedger, type LedgerCheck, type LedgerRecord } from '../torture/ledger.js';
-import { readLedger, receiveWalFromSafekeeper, startRestoredServer, takeBaseBackup, type BaseBackup } from '../torture/restore.js';
+import { readLedger, receiveWalFromSafekeeper, startRestoredServer, switchUntilRemoved, takeBaseBackup, type BaseBackup } from '../torture/restore.js';
 import { LEDGER_DDL } from '../torture/workload.js';
 
 export async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(host: string, port: number, text: string, timeoutMs = 30_000): Promise<T[]> {
@@ -47,6 +49,8 @@ export interface LedgerVerification extends LedgerCheck {
   readerSafekeeper: number;
   commitLsn: string;
   restoredRows: number;
+  /** the reader's first local LSN: above the base backup's start, so the restore read WAL it removed from the bucket */
+  readerLocalStartLsn: string;
 }
 
 /**
@@ -64,15 +68,19 @@ export async function verifyLedger(opts: {
   restoredPort: number;
   runAs: RunAs | undefined;
   name: string;
+  /** the current primary (segments are switched on it until the reader removed the backup's start); default the reader view's */
+  primary?: { host: string; port: number };
 }): Promise<LedgerVerification> {
   const base = opts.readerView.baseDir;
   const walDir = join(base, opts.name, 'wal');
+  const primary = opts.primary ?? { host: opts.readerView.config.host, port: opts.readerView.config.postgres.port };
+  const localStart = await switchUntilRemoved(opts.readerView, opts.readerId, opts.backup.startLsn, primary);
   await receiveWalFromSafekeeper(opts.readerView, opts.readerId, walDir, opts.backup.startWalFile, opts.commitLsn, opts.runAs);
   const server = await startRestoredServer(opts.backup, walDir, opts.restoredHost, opts.restoredPort, join(base, 'logs', `${opts.name}-restored.log`), opts.runAs);
   try {
     const ledger = await readLedger(opts.restoredHost, opts.restoredPort);
     const check = checkLedger(opts.record.acknowledged, opts.record.attempted, ledger);
-    return { ...check, readerSafekeeper: opts.readerId, commitLsn: formatLsn(opts.commitLsn), restoredRows: ledger.countAll };
+    return { ...check, readerSafekeeper: opts.readerId, commitLsn: formatLsn(opts.commitLsn), restoredRows: ledger.countAll, readerLocalStartLsn: formatLsn(localStart) };
   } finally {
     await server.stop('immediate').catch(() => undefined);
   }

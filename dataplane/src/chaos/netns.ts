@@ -235,10 +235,8 @@ export async function startNetSafekeeper(nc: NetCluster, id: number): Promise<vo
   const { cluster, topo } = nc;
   const sk = cluster.safekeeperAddr(id);
   const node = topo.nodes.get(nc.nodeOf(id))!;
-  const datadir = join(cluster.baseDir, 'safekeepers', `sk${id}`);
-  mkdirSync(datadir, { recursive: true });
   const proc = cluster.safekeeperProcess(id);
-  spawnInNs(node.ns, [process.execPath, WALKEEPER_JS, 'safekeeper', '--id', String(id), '--datadir', datadir, '--listen-pg', `${node.ip}:${sk.pg_port}`, '--listen-http', `${node.ip}:${sk.http_port}`], proc.logFile, proc.pidFile);
+  spawnInNs(node.ns, [process.execPath, WALKEEPER_JS, ...cluster.safekeeperArgs(id, node.ip)], proc.logFile, proc.pidFile);
   const view = nc.views.get(id)!;
   await waitFor(`safekeeper ${id} in ${node.ns}`, 30_000, async () => (await httpGet(`${view.httpUrl(id)}/readyz`)).status === 200, () => proc.running, proc.logFile);
   // its forwarder: proxyIp:pg_port -> ip:pg_port, delay read from the control file

@@ -15,7 +15,7 @@ import { defaultConfig } from '../local/cluster.js';
 import { sleep } from '../local/postgres.js';
 import { LedgerRecord } from '../torture/ledger.js';
 import { ID_STRIDE, Workload } from '../torture/workload.js';
-import { safekeeperTimeline } from '../torture/env.js';
+import { safekeeperTimeline, walRemovalConfig } from '../torture/env.js';
 import { prepareLedger, verifyLedger, waitForCommit, type LedgerVerification } from './ledgerCheck.js';
 import { createTopology, destroyTopology, impair, killNetCluster, leftovers, linkDown, linkUp, netCluster, netnsUnavailable, startNetCluster, unimpair, type NetCluster, type Topology } from './netns.js';
 
@@ -88,7 +88,7 @@ export async function runNetworkScenarios(log: Log = () => undefined): Promise<N
   try {
     topo = createTopology(['sk1', 'sk2', 'sk3', 'pg']);
     log(`network: namespaces ${[...topo.nodes.values()].map((n) => `${n.ns}=${n.ip}`).join(' ')}, bridge in ${topo.bridgeNs}, subnet ${topo.subnet}.0/24; netem ${topo.netem ? 'available' : 'NOT in this kernel'}; nft ${topo.nft ? 'available' : 'not installed'}`);
-    nc = netCluster(topo, dir, defaultConfig({ portBase: 15400 }));
+    nc = netCluster(topo, dir, { ...defaultConfig({ portBase: 15400 }), ...walRemovalConfig(dir) });
     if (nc.runAs) chownSync(dir, nc.runAs.uid, nc.runAs.gid);
     await startNetCluster(nc, (l) => log(`network: ${l}`));
     const { host } = nc.cluster.config;
@@ -166,8 +166,8 @@ export async function runNetworkScenarios(log: Log = () => undefined): Promise<N
     report.acknowledged = record.acknowledged.size;
     const commit = await waitForCommit(nc.cluster);
     await waitUntil('sk3 has the commit LSN', 30_000, async () => parseLsn((await safekeeperTimeline(nc!.views.get(3)!, 3))?.commit_lsn ?? '0/0') >= commit);
-    report.ledger = await verifyLedger({ readerView: nc.views.get(3)!, readerId: 3, backup, record, commitLsn: commit, restoredHost: '127.0.0.1', restoredPort: 15425 + Math.floor(Math.random() * 1000), runAs: nc.runAs, name: 'restore' });
-    log(`network: ledger from sk3 (the partitioned and impaired member): acknowledged ${report.ledger.acknowledged}, lost ${report.ledger.lost.length}, duplicates ${report.ledger.duplicates}, phantoms ${report.ledger.phantoms.length}`);
+    report.ledger = await verifyLedger({ readerView: nc.views.get(3)!, readerId: 3, backup, record, commitLsn: commit, restoredHost: '127.0.0.1', restoredPort: 15425 + Math.floor(Math.random() * 1000), runAs: nc.runAs, name: 'restore', primary: { host, port } });
+    log(`network: ledger from sk3 (the partitioned and impaired member): acknowledged ${report.ledger.acknowledged}, lost ${report.ledger.lost.length}, duplicates ${report.ledger.duplicates}, phantoms ${report.ledger.phantoms.length}; WAL below ${report.ledger.readerLocalStartLsn} read from the bucket`);
   } catch (err) {
     report.error = (err as Error).stack ?? String(err);
     log(`network: ERROR ${(err as Error).message}`);

@@ -15,7 +15,7 @@ import { sleep } from '../local/postgres.js';
 import { CONTROL_FILE_NAME } from '../storage/controlFile.js';
 import { LedgerRecord } from '../torture/ledger.js';
 import { Workload } from '../torture/workload.js';
-import { newTempCluster, killCluster, safekeeperTimeline, EXTRA_PORT } from '../torture/env.js';
+import { newTempCluster, killCluster, safekeeperTimeline, EXTRA_PORT, withWalRemoval } from '../torture/env.js';
 import { prepareLedger, sql, verifyLedger, waitForCommit, type LedgerVerification } from './ledgerCheck.js';
 import { FakeProposer, START_LSN, buildWal, http, readWal, removeDir, startTestSafekeeper, tempDir, type TestSafekeeper } from '../../test/safekeeper/helpers.js';
 
@@ -287,6 +287,7 @@ function fill(dir: string, leave: number): string {
 
 export async function diskFullScenario(log: Log = () => undefined, member = 3): Promise<DiskFullResult> {
   const { cluster, runAs } = await newTempCluster('walkeeper-diskfull-');
+  withWalRemoval(cluster);
   const datadir = join(cluster.baseDir, 'safekeepers', `sk${member}`);
   mkdirSync(datadir, { recursive: true });
   const res: DiskFullResult = { member, ackedBeforeFull: 0, ackedWhileFull: 0, memberStalled: false, caughtUpAfterSpaceReturned: false, recoveredAfterRestart: false };
@@ -369,7 +370,7 @@ export async function diskFullScenario(log: Log = () => undefined, member = 3): 
     const reader = res.recoveredAfterRestart ? member : 1;
     res.ledgerReader = reader;
     res.ledger = await verifyLedger({ readerView: cluster, readerId: reader, backup, record, commitLsn: commit, restoredHost: host, restoredPort: cluster.config.postgres.port + (EXTRA_PORT.restoredPostgres - 20), runAs, name: 'restore' });
-    log(`disk full: ledger from sk${reader}: acknowledged ${res.ledger.acknowledged}, lost ${res.ledger.lost.length}, duplicates ${res.ledger.duplicates}, phantoms ${res.ledger.phantoms.length}`);
+    log(`disk full: ledger from sk${reader}: acknowledged ${res.ledger.acknowledged}, lost ${res.ledger.lost.length}, duplicates ${res.ledger.duplicates}, phantoms ${res.ledger.phantoms.length}; WAL below ${res.ledger.readerLocalStartLsn} read from the bucket`);
   } catch (err) {
     res.error = (err as Error).stack ?? String(err);
     log(`disk full: ERROR ${(err as Error).message}`);

@@ -30,6 +30,8 @@ export interface LocalClusterConfig {
    * without the prefix, e.g. `endpoint`, `grace-ms`).
    */
   remote_storage?: { url: string; flags?: Record<string, string> } | null;
+  /** More safekeeper flags, name without `--` (e.g. `wal-keep-size`), on every (re)start. */
+  safekeeper_flags?: Record<string, string>;
 }
 
 export interface InitOptions {
@@ -40,6 +42,14 @@ export interface InitOptions {
 }
 
 export const DEFAULT_PORT_BASE = 15400;
+
+/** The primary's settings beyond initdb's: the proposer is its synchronous standby. */
+export const PRIMARY_SETTINGS: Readonly<Record<string, string>> = {
+  synchronous_standby_names: `'walkeeper_proposer'`,
+  synchronous_commit: 'on',
+  wal_keep_size: `'256MB'`,
+  max_wal_size: `'1GB'`,
+};
 
 export function defaultConfig(opts: InitOptions = {}): LocalClusterConfig {
   const base = opts.portBase ?? DEFAULT_PORT_BASE;
@@ -171,21 +181,27 @@ export class LocalCluster {
   private remoteStorageArgs(): string[] {
     const r = this.remoteStorage;
     if (!r) return [];
-    if (this.config.remote_storage === undefined) mkdirSync(this.defaultBucketDir, { recursive: true });
+    if (r.url === `file://${this.defaultBucketDir}`) mkdirSync(this.defaultBucketDir, { recursive: true });
     const args = ['--remote-storage', r.url, '--remote-storage-members', String(this.config.safekeepers.length)];
     for (const [name, value] of Object.entries(r.flags)) args.push(`--remote-storage-${name}`, value);
     return args;
   }
 
-  async startSafekeeper(id: number): Promise<void> {
+  /** The `walkeeper` arguments of safekeeper `id` listening on `host`; creates its data directory. */
+  safekeeperArgs(id: number, host = this.config.host): string[] {
     const sk = this.safekeeperAddr(id);
     const datadir = join(this.baseDir, 'safekeepers', `sk${id}`);
     mkdirSync(datadir, { recursive: true });
-    this.safekeeperProcess(id).start([
+    return [
       'safekeeper', '--id', String(id), '--datadir', datadir,
-      '--listen-pg', `${this.config.host}:${sk.pg_port}`, '--listen-http', `${this.config.host}:${sk.http_port}`,
+      '--listen-pg', `${host}:${sk.pg_port}`, '--listen-http', `${host}:${sk.http_port}`,
       ...this.remoteStorageArgs(),
-    ]);
+      ...Object.entries(this.config.safekeeper_flags ?? {}).flatMap(([name, value]) => [`--${name}`, value]),
+    ];
+  }
+
+  async startSafekeeper(id: number): Promise<void> {
+    this.safekeeperProcess(id).start(this.safekeeperArgs(id));
     await waitFor(`safekeeper ${id} to become ready`, 30_000, async () => (await httpGet(`${this.httpUrl(id)}/readyz`)).status === 200, () => this.safekeeperProcess(id).running, this.safekeeperProcess(id).logFile);
   }
 
@@ -208,12 +224,7 @@ export class LocalCluster {
 
   async startPostgres(): Promise<void> {
     if (!this.postgres.initialized) {
-      this.postgres.initdb({
-        synchronous_standby_names: `'walkeeper_proposer'`,
-        synchronous_commit: 'on',
-        wal_keep_size: `'256MB'`,
-        max_wal_size: `'1GB'`,
-      });
+      this.postgres.initdb(PRIMARY_SETTINGS);
     }
     await this.postgres.start();
   }

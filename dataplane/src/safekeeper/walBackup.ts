@@ -168,6 +168,7 @@ class TimelineOffloader {
     const seg = BigInt(s.walSegSize);
     const localStart = maxLsn(s.timelineStartLsn, this.tl.lifecycle.walStartLsn);
     const upTo = s.commitLsn < s.flushLsn ? s.commitLsn : s.flushLsn; // committed and on this disk
+    this.noteCommitted(upTo, s.timelineStartLsn, s.walSegSize);
     for (;;) {
       if (this.stopped || this.tl.isClosed) return undefined;
       const backupLsn = this.tl.lifecycle.backupLsn;
@@ -180,7 +181,6 @@ class TimelineOffloader {
       const segNo = segStartLsn / seg;
       const name = walFileName(s.pgTimeline, segNo, s.walSegSize);
       const key = walObjectKey(this.tl.tenantId, this.tl.timelineId, name);
-      if (!this.committedAt.has(segNo)) this.committedAt.set(segNo, Date.now());
 
       if (segStartLsn < localStart) {
         // This member joined (or removed) after the segment began: only a peer can upload it.
@@ -218,6 +218,20 @@ class TimelineOffloader {
       const result = await store.putImmutable(key, body);
       await this.advance(segEnd, name, result, result === 'created' ? body.length : 0);
     }
+  }
+
+  /**
+   * Stamps every segment that became complete and committed since the last look with now. The
+   * grace of a non-designated member runs from a segment's commit, for all segments at once:
+   * stamped only when the loop reached it, each segment would wait its own rank × grace in
+   * turn, and that member would confirm one segment per grace period however fast WAL comes,
+   * holding back its removal until its disk fills.
+   */
+  private noteCommitted(upTo: Lsn, timelineStartLsn: Lsn, walSegSize: number): void {
+    const seg = BigInt(walSegSize);
+    const now = Date.now();
+    const first = maxLsn(segmentStart(this.tl.lifecycle.backupLsn, walSegSize), segmentStart(timelineStartLsn, walSegSize)) / seg;
+    for (let segNo = first; (segNo + 1n) * seg <= upTo; segNo++) if (!this.committedAt.has(segNo)) this.committedAt.set(segNo, now);
   }
 
   private async advance(segEnd: Lsn, name: string, result: string, uploadedBytes: number): Promise<void> {

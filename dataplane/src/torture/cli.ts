@@ -75,6 +75,7 @@ export function formatReport(r: TortureReport): string {
     `| slow quorum recoveries (> 30 s) | ${r.slowRecoveries} |`,
     `| rows on the primary | ${r.rowsOnPrimary ?? '-'} |`,
     `| WAL read from safekeeper | ${r.readerSafekeeper ?? '-'} up to ${r.commitLsn ?? '-'} (${r.walFiles ?? '-'} files) |`,
+    `| its WAL on local disk from | ${r.readerLocalStartLsn ?? '-'} (below: read from the bucket) |`,
     `| rows on the restored server | ${r.restoredRows ?? '-'} |`,
     `| **rows lost** | **${r.lost}**${r.lostIds.length ? ` (ids ${r.lostIds.slice(0, 10).join(', ')}${r.lost > 10 ? ', ...' : ''})` : ''} |`,
     `| **duplicates** | **${r.duplicates}** |`,

@@ -3,8 +3,8 @@
 import { execFile } from 'node:child_process';
 import { chownSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { LocalCluster, defaultConfig, portFree, httpGet } from '../local/cluster.js';
+import { join, resolve } from 'node:path';
+import { LocalCluster, defaultConfig, portFree, httpGet, type LocalClusterConfig } from '../local/cluster.js';
 import { postgresIdentity, type RunAs } from '../local/postgres.js';
 
 /** Ports the LocalCluster uses (base..base+21) plus a few for torture/bench extras. */
@@ -116,4 +116,19 @@ export async function safekeeperTimeline(cluster: LocalCluster, id: number): Pro
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Offload to the embedded file:// bucket `<baseDir>/bucket` with a short takeover grace, and a
+ * 16MB --wal-keep-size: members remove WAL a few segments behind the commit LSN, so a restore
+ * from one of them reads WAL it no longer holds (served from the bucket).
+ */
+export function walRemovalConfig(baseDir: string): Pick<LocalClusterConfig, 'remote_storage' | 'safekeeper_flags'> {
+  return { remote_storage: { url: `file://${resolve(baseDir, 'bucket')}`, flags: { 'grace-ms': '1000' } }, safekeeper_flags: { 'wal-keep-size': '16MB' } };
+}
+
+/** walRemovalConfig applied to a cluster not yet started. */
+export function withWalRemoval(cluster: LocalCluster): void {
+  Object.assign(cluster.config, walRemovalConfig(cluster.baseDir));
+  cluster.saveConfig();
 }

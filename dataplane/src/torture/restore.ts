@@ -4,8 +4,8 @@
 import { chownSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { formatLsn, parseLsn, type Lsn } from '../common/lsn.js';
-import type { LocalCluster } from '../local/cluster.js';
+import { formatLsn, parseLsn, segmentStart, type Lsn } from '../common/lsn.js';
+import { httpGet, type LocalCluster } from '../local/cluster.js';
 import { ensureDirFor, PostgresServer, sleep, type RunAs } from '../local/postgres.js';
 import type { RestoredLedger } from './ledger.js';
 import { runOk } from './env.js';
@@ -56,6 +56,36 @@ export async function receiveWalFromSafekeeper(cluster: LocalCluster, safekeeper
     }
   }
   return { walDir, files: readdirSync(walDir).sort(), output: r.stderr.trim() };
+}
+
+/**
+ * Completes segments on the primary (`host`:`port`) until safekeeper `id` has removed the
+ * segment holding `lsn` from its disk, so that a restore reading WAL from `lsn` on that member
+ * crosses WAL it removed. Returns the member's first local LSN; throws when removal does not
+ * get there (offload stuck, removal held), since the check would then prove less than it says.
+ */
+export async function switchUntilRemoved(cluster: LocalCluster, id: number, lsn: Lsn, primary: { host: string; port: number }, timeoutMs = 120_000): Promise<Lsn> {
+  const client = new pg.Client({ host: primary.host, port: primary.port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 10_000 });
+  client.on('error', () => undefined);
+  await client.connect();
+  const c = cluster.config;
+  const deadline = Date.now() + timeoutMs;
+  let localStart = 0n;
+  try {
+    for (;;) {
+      const r = await httpGet(`${cluster.httpUrl(id)}/v1/tenants/${c.tenant_id}/timelines/${c.timeline_id}`);
+      if (r.status === 200) localStart = parseLsn((JSON.parse(r.text) as { local_start_lsn: string }).local_start_lsn);
+      if (localStart > segmentStart(lsn)) return localStart;
+      if (Date.now() > deadline) {
+        throw new Error(`safekeeper ${id} still holds WAL from ${formatLsn(localStart)} after ${timeoutMs} ms of segment switches: the segment holding ${formatLsn(lsn)} was never removed, so a restore from it would not cross removed WAL`);
+      }
+      // a record outside any table (the ledger must not change), then the segment ends
+      await client.query(`SELECT pg_logical_emit_message(false, 'walkeeper', 'segment switch'), pg_switch_wal()`);
+      await sleep(200);
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /** Configures the base backup as a brand-new server that replays walDir to its end, and starts it. */

@@ -8,11 +8,11 @@ import pg from 'pg';
 import { formatLsn, parseLsn, segmentStart, type Lsn } from '../common/lsn.js';
 import type { LocalCluster } from '../local/cluster.js';
 import { sleep, type PostgresServer } from '../local/postgres.js';
-import { EXTRA_PORT, killCluster, newTempCluster, safekeeperTimeline, timestamped } from './env.js';
+import { EXTRA_PORT, killCluster, newTempCluster, safekeeperTimeline, timestamped, withWalRemoval } from './env.js';
 import { applyFault, emptyFaultCounts, heal } from './faults.js';
 import { applyBreakRule, checkLedger, LedgerRecord, type BreakRule, type LedgerCheck } from './ledger.js';
 import { Prng, randomSeed } from '../common/prng.js';
-import { readLedger, receiveWalFromSafekeeper, startRestoredServer, takeBaseBackup } from './restore.js';
+import { readLedger, receiveWalFromSafekeeper, startRestoredServer, switchUntilRemoved, takeBaseBackup } from './restore.js';
 import { FAULT_KINDS, generateSchedule, type FaultKind } from './schedule.js';
 import { LEDGER_DDL, Workload, destroyClient } from './workload.js';
 
@@ -47,6 +47,8 @@ export interface TortureReport {
   rowsOnPrimary?: number;
   commitLsn?: string;
   readerSafekeeper?: number;
+  /** the reader's first local LSN when it was read: above the base backup's start, so the restore read WAL it removed */
+  readerLocalStartLsn?: string;
   walFiles?: number;
   restoredRows?: number;
   lost: number;
@@ -78,6 +80,7 @@ export async function runTorture(opts: TortureOptions): Promise<TortureReport> {
   log(`torture: seed ${seed} (replay with --seed ${seed}), ${opts.seconds} s, ${clients} clients${opts.breakRule ? `, break rule ${opts.breakRule}` : ''}`);
 
   const { cluster, portBase, runAs } = await newTempCluster('walkeeper-torture-', opts.parentDir);
+  withWalRemoval(cluster);
   const dir = cluster.baseDir;
   log(`torture: cluster in ${dir}, ports ${portBase}..${portBase + 29}, tenant ${cluster.config.tenant_id} timeline ${cluster.config.timeline_id}`);
   let restored: PostgresServer | undefined;
@@ -132,6 +135,10 @@ export async function runTorture(opts: TortureOptions): Promise<TortureReport> {
     const reader = await pickReader(cluster, commitLsn, new Prng((seed ^ 0x5eed5eed) >>> 0), log);
     report.commitLsn = formatLsn(reader.endLsn);
     report.readerSafekeeper = reader.id;
+    // the restore must cross WAL the reader removed (offloaded, then removed below the horizon)
+    const localStart = await switchUntilRemoved(cluster, reader.id, backup.startLsn, { host, port });
+    report.readerLocalStartLsn = formatLsn(localStart);
+    log(`torture: safekeeper ${reader.id} holds WAL from ${formatLsn(localStart)} on; below it (from the base backup's ${formatLsn(backup.startLsn)}) it comes from the bucket`);
 
     // WAL from the safekeeper only; then the primary and its WAL are out of the picture
     const walDir = join(dir, 'restore', 'wal');

@@ -25,6 +25,8 @@ test('only the new primary commits, the old one is fenced, nothing acknowledged 
   expect(BigInt(r.newTerm!)).toBeGreaterThan(BigInt(r.oldTerm!));
   expect(r.restartedOldProposerReason).toMatch(/holds PostgreSQL timeline 2/);
   expect(r.ledger?.lost).toEqual([]);
+  // read across WAL the member had removed (switchUntilRemoved fails the check otherwise)
+  expect(r.ledger?.readerLocalStartLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
   expect(r.ledgerOnNewPrimary?.lost).toEqual([]);
   expect(r.leftovers).toEqual([]);
 });

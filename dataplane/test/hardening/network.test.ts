@@ -24,6 +24,8 @@ test('partition, delay + loss, heal: commits only with a quorum, nothing acknowl
   for (const s of r.scenarios) expect(`${s.name}: ${s.ok ? 'ok' : 'FAILED'} (${s.detail})`).toMatch(/: ok \(/);
   expect(r.scenarios).toHaveLength(3);
   expect(r.ledger?.lost).toEqual([]);
+  // read across WAL the member had removed (switchUntilRemoved fails the check otherwise)
+  expect(r.ledger?.readerLocalStartLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
   expect(r.ledger?.ok).toBe(true);
   expect(r.leftovers).toEqual([]);
 });

@@ -3,9 +3,9 @@
 import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalCluster, defaultConfig, portFree } from '../../src/local/cluster.js';
+import { LocalCluster, PRIMARY_SETTINGS, defaultConfig, portFree } from '../../src/local/cluster.js';
 import { chownSync } from 'node:fs';
-import { postgresIdentity } from '../../src/local/postgres.js';
+import { ensureDirFor, postgresIdentity } from '../../src/local/postgres.js';
 
 let nextBase = 20000 + (process.pid % 200) * 100;
 
@@ -51,4 +51,16 @@ export function readRange(file: string, offset: number, length: number): Buffer 
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Initializes the cluster's primary (before cluster.start()) with its usual settings, also
+ * archiving every segment it completes to `<base dir>/archive`: the reference copy of the
+ * primary's WAL after pg_wal recycled it. Returns that directory.
+ */
+export function initArchivingPrimary(cluster: LocalCluster): string {
+  const archiveDir = join(cluster.baseDir, 'archive');
+  ensureDirFor(archiveDir, cluster.postgres.runAs);
+  cluster.postgres.initdb({ ...PRIMARY_SETTINGS, archive_mode: 'on', archive_command: `'test ! -f ${archiveDir}/%f && cp %p ${archiveDir}/%f'` });
+  return archiveDir;
 }

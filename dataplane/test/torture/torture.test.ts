@@ -17,5 +17,7 @@ test(`${seconds} s of faults under load: nothing acknowledged is lost, nothing i
   expect(report.error).toBeUndefined();
   expect(report.acknowledged).toBeGreaterThan(0);
   expect(report.faultsTotal).toBeGreaterThan(0);
+  // the restore crossed WAL the reader had removed (and so read it from the bucket)
+  expect(report.readerLocalStartLsn).toBeDefined();
   expect({ lost: report.lost, duplicates: report.duplicates, phantoms: report.phantoms, seed: report.seed }).toEqual({ lost: 0, duplicates: 0, phantoms: 0, seed: report.seed });
 });
