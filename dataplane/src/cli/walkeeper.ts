@@ -2,7 +2,7 @@
 // `proposer` is the sidecar that pushes a PostgreSQL primary's WAL to the quorum.
 import { Command } from 'commander';
 import { flag } from './flags.js';
-import { DEFAULT_DISK_HIGH_WATER, DEFAULT_DISK_RESERVE, DEFAULT_WAL_KEEP_SIZE, runSafekeeper } from '../safekeeper/main.js';
+import { DEFAULT_DISK_HIGH_WATER, DEFAULT_DISK_RESERVE, DEFAULT_MAX_RECYCLED_SEGMENTS, DEFAULT_WAL_KEEP_SIZE, runSafekeeper } from '../safekeeper/main.js';
 import { runProposer } from '../proposer/main.js';
 
 const program = new Command('walkeeper').description('walkeeper WAL service').showHelpAfterError();
@@ -22,6 +22,7 @@ program
   .addOption(flag('--wal-keep-size <size>', 'WAL always kept below the commit LSN, in PostgreSQL units (64MB, 1GB; a bare number is MB)', DEFAULT_WAL_KEEP_SIZE))
   .addOption(flag('--disk-high-water <percent>', 'disk use from which status and metrics report the disk as nearly full', DEFAULT_DISK_HIGH_WATER))
   .addOption(flag('--disk-reserve <size>', 'space held in <datadir>/reserve and released on a full disk so removal can proceed', DEFAULT_DISK_RESERVE))
+  .addOption(flag('--max-recycled-segments <n>', 'removed WAL segment files kept per timeline and reused as future segments, with the next segment prepared ahead; 0 = unlink removed segments and create each segment when it is needed', String(DEFAULT_MAX_RECYCLED_SEGMENTS)))
   .addOption(flag('--log-format <format>', 'json or text', 'json'))
   .addOption(flag('--remote-storage <url>', 'offload committed WAL segments to s3://bucket/prefix or file:///dir, and read WAL removed locally back from there'))
   .addOption(flag('--remote-storage-endpoint <url>', 'S3 endpoint of an S3-compatible store, e.g. http://minio:9000 (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)'))
