@@ -65,8 +65,9 @@ export interface StartupResult {
   historyBytes: number;
   /** what its timeline directory held when it was restarted */
   retainedBytes: number;
-  /** from process start to /readyz answering */
+  /** from process start to /readyz answering (the median of `restarts`) */
   seconds: number;
+  restarts?: number;
 }
 
 export interface BenchReport {
@@ -207,8 +208,8 @@ export function formatBenchReport(r: BenchReport): string {
     for (const o of r.offload) lines.push(`| ${o.store} | ${f(o.bytes / MB / o.seconds)} | ${o.objects} objects, ${f(o.bytes / MB)} MB in ${f(o.seconds, 2)} s |`);
   }
   if (r.startup?.length) {
-    lines.push('', `## start-up of a member after its history, removal running (--wal-keep-size ${r.ingestKeepSize ?? '-'})`, '', '| history | retained on disk | start to ready (s) |', '|---:|---:|---:|');
-    for (const s of r.startup) lines.push(`| ${f(s.historyBytes / 1e9, 2)} GB | ${f(s.retainedBytes / MB, 0)} MB | ${f(s.seconds, 2)} |`);
+    lines.push('', `## start-up of a member after its history, removal running (--wal-keep-size ${r.ingestKeepSize ?? '-'})`, '', '| history | retained on disk | start to ready (s), median | restarts |', '|---:|---:|---:|---:|');
+    for (const s of r.startup) lines.push(`| ${f(s.historyBytes / 1e9, 2)} GB | ${f(s.retainedBytes / MB, 0)} MB | ${f(s.seconds, 2)} | ${s.restarts ?? 1} |`);
   }
   if (r.rounds && r.rounds.length > 1) {
     lines.push('', `## (b), (c) and (d) in turn, ${r.rounds.length} rounds (the rows above combine them)`, '', '| round | (b) TPS | (c) TPS | (c) offload off TPS | (d) TPS | (c)/(b) | (c)/(d) |', '|---:|---:|---:|---:|---:|---:|---:|');

@@ -13,6 +13,7 @@ import { measureIngest, type IngestOptions } from './ingest.js';
 import type { IngestResult, OffloadResult, StartupResult } from './parse.js';
 
 const SEG = DEFAULT_WAL_SEG_SIZE;
+const STARTUP_RESTARTS = 3;
 
 export interface BenchSafekeeperOptions {
   /** a directory of its own: data directory, pid and log file go under it */
@@ -115,12 +116,17 @@ export async function measureStartup(o: PushOptions & { historyBytes: number; ke
     });
     await sk.stop();
     const retainedBytes = sk.timelineBytes();
-    const seconds = await sk.start();
-    const after = await sk.timelineStatus();
-    if (parseLsn(after.flush_lsn) < start + BigInt(pushed.bytes) - BigInt(SEG)) throw new Error(`after restart the flush LSN is ${after.flush_lsn}, below what was pushed`);
-    await sk.stop();
-    o.log(`startup: ${(pushed.bytes / 1e9).toFixed(2)} GB of history, ${(retainedBytes / 1e6).toFixed(0)} MB retained from ${formatLsn(localStart)}: ready ${seconds.toFixed(2)} s after start`);
-    return { historyBytes: pushed.bytes, retainedBytes, seconds };
+    // the median of a few restarts: one start on a busy shared machine says little
+    const times: number[] = [];
+    for (let i = 0; i < STARTUP_RESTARTS; i++) {
+      times.push(await sk.start());
+      const after = await sk.timelineStatus();
+      if (parseLsn(after.flush_lsn) < end - BigInt(SEG)) throw new Error(`after restart the flush LSN is ${after.flush_lsn}, below the ${formatLsn(end)} pushed`);
+      await sk.stop();
+    }
+    const seconds = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
+    o.log(`startup: ${(pushed.bytes / 1e9).toFixed(2)} GB of history, ${(retainedBytes / 1e6).toFixed(0)} MB retained from ${formatLsn(localStart)}: ready after ${times.map((t) => t.toFixed(2)).join(', ')} s`);
+    return { historyBytes: pushed.bytes, retainedBytes, seconds, restarts: times.length };
   } finally {
     await sk.kill().catch(() => undefined);
   }

@@ -59,7 +59,7 @@ test('the lifecycle rows: ingest with recycling off, (c) with offload off, offlo
     ingestNoRecycling: { bytes: 60e6, seconds: 2, appendRequests: 450, stoppedBy: 'time', segments: 3, zeroFilledOnAppend: 3 },
     fio: { bwBytes: 100e6, iops: 763 }, fioSeconds: 20, ingestKeepSize: '64MB',
     offload: [{ store: 'file://', bytes: 256e6, seconds: 2, objects: 16 }],
-    startup: [{ historyBytes: 1e9, retainedBytes: 100e6, seconds: 0.5 }, { historyBytes: 4e9, retainedBytes: 100e6, seconds: 0.52 }],
+    startup: [{ historyBytes: 1e9, retainedBytes: 100e6, seconds: 0.5 }, { historyBytes: 4e9, retainedBytes: 100e6, seconds: 0.52, restarts: 3 }],
     errors: [],
   });
   expect(text).toMatch(/recycling on \(default\) \| 60\.0 \| .*0 of 7 segments zero-filled on the append path/);
@@ -69,7 +69,7 @@ test('the lifecycle rows: ingest with recycling off, (c) with offload off, offlo
   expect(text).toMatch(/\| off \/ on TPS \| 1\.056 \|/);
   expect(text).toMatch(/\| file:\/\/ \| 128\.0 \| 16 objects, 256\.0 MB in 2\.00 s \|/);
   expect(text).toMatch(/--wal-keep-size 64MB/);
-  expect(text).toMatch(/\| 4\.00 GB \| 100 MB \| 0\.52 \|/);
+  expect(text).toMatch(/\| 4\.00 GB \| 100 MB \| 0\.52 \| 3 \|/);
 });
 
 test('bench arguments', () => {
