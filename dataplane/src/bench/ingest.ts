@@ -1,6 +1,8 @@
 // The safekeeper's raw ingest rate: a fake proposer that elects itself on a fresh timeline
 // and pushes real WAL (the primary's own segments, from a segment start) in pipelined
-// 128 KiB AppendRequests, counting the bytes the safekeeper acknowledges as flushed.
+// 128 KiB AppendRequests, counting the bytes the safekeeper acknowledges as flushed. It is the
+// only member, so everything acknowledged is committed and is the peer horizon (truncateLsn):
+// with a small --wal-keep-size the safekeeper removes (and recycles) segments as in production.
 import { openSync, readSync, closeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectPg, type CopyBothStream } from '../protocol/pgClient.js';
@@ -65,7 +67,9 @@ export async function measureIngest(o: IngestOptions): Promise<IngestResult> {
 }
 
 async function push(stream: CopyBothStream, o: IngestOptions, term: bigint, start: Lsn): Promise<IngestResult> {
-  const window = BigInt(o.windowBytes ?? 8 * 1024 * 1024);
+  // More than a segment: after an XLOG_SWITCH the rest of the segment is padding that ends no
+  // record, so nothing is acknowledged until WAL of the next segment arrives.
+  const window = BigInt(o.windowBytes ?? SEG + 4 * 1024 * 1024);
   const t0 = process.hrtime.bigint();
   const elapsed = () => Number(process.hrtime.bigint() - t0) / 1e9;
   let acked = start;
@@ -134,7 +138,7 @@ async function push(stream: CopyBothStream, o: IngestOptions, term: bigint, star
       const len = Math.min(MAX_APPEND_PAYLOAD, SEG - offset, Number(o.endLsn - sent));
       const n = readSync(fd, buf, 0, len, offset);
       if (n !== len) throw new Error(`short read of WAL segment ${walFileName(o.pgTimeline, seg)} at offset ${offset}: ${n} of ${len}`);
-      const header = encodeAppendRequestHeader({ tag: 'append_request', generation: 0, term, beginLsn: sent, endLsn: sent + BigInt(len), commitLsn: acked, truncateLsn: 0n }, len);
+      const header = encodeAppendRequestHeader({ tag: 'append_request', generation: 0, term, beginLsn: sent, endLsn: sent + BigInt(len), commitLsn: acked, truncateLsn: acked }, len);
       const ok = stream.sendCopyData(Buffer.concat([header, buf.subarray(0, len)]));
       sent += BigInt(len);
       requests++;

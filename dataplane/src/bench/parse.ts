@@ -48,6 +48,26 @@ export interface IngestResult {
   appendRequests: number;
   /** what limited the run: 'time' or 'wal' (no more real WAL to send) */
   stoppedBy: 'time' | 'wal';
+  /** segments written, and how many of them append zero-filled itself (on the commit path) */
+  segments?: number;
+  zeroFilledOnAppend?: number;
+}
+
+export interface OffloadResult {
+  store: string;
+  bytes: number;
+  seconds: number;
+  objects: number;
+}
+
+export interface StartupResult {
+  /** WAL the member received over its life */
+  historyBytes: number;
+  /** what its timeline directory held when it was restarted */
+  retainedBytes: number;
+  /** from process start to /readyz answering (the median of `restarts`) */
+  seconds: number;
+  restarts?: number;
 }
 
 export interface BenchReport {
@@ -61,9 +81,17 @@ export interface BenchReport {
   /** PostgreSQL's own quorum commit to three pg_receivewal: what any 3-copy quorum costs here */
   receivewalQuorum?: PgbenchResult;
   /** (b), (c) and (d) run in turn, once per round; the rows above combine the rounds */
-  rounds?: { receivewalSync?: PgbenchResult; walkeeper?: PgbenchResult; receivewalQuorum?: PgbenchResult }[];
+  rounds?: { receivewalSync?: PgbenchResult; walkeeper?: PgbenchResult; walkeeperNoOffload?: PgbenchResult; receivewalQuorum?: PgbenchResult }[];
+  /** the ingest safekeeper with --max-recycled-segments 0 (ingest is with the default, recycling on) */
+  ingestNoRecycling?: IngestResult;
+  /** --wal-keep-size of the ingest safekeepers (removal runs behind the acknowledged LSN) */
+  ingestKeepSize?: string;
   ingest?: IngestResult;
   fio?: FioResult;
+  /** (c) with the safekeepers' remote storage off ((c) has the default file:// bucket on) */
+  walkeeperNoOffload?: PgbenchResult;
+  offload?: OffloadResult[];
+  startup?: StartupResult[];
   fioSeconds?: number;
   errors: string[];
 }
@@ -112,10 +140,17 @@ function cpuRow(name: string, p: PgbenchResult | undefined): string {
   return `| ${name} | ${f(total)} | ${f(perTx, 0)} | ${f(cpu.machineBusy * 100, 0)}% | ${detail} |`;
 }
 
+function ingestDetail(i: IngestResult | undefined): string {
+  if (!i) return '-';
+  const zeroFill = i.zeroFilledOnAppend !== undefined ? `, ${i.zeroFilledOnAppend} of ${i.segments ?? '?'} segments zero-filled on the append path` : '';
+  return `${f(i.bytes / MB)} MB in ${f(i.seconds, 2)} s, ${i.appendRequests} requests, stopped by ${i.stoppedBy}${zeroFill}`;
+}
+
 export function formatBenchReport(r: BenchReport): string {
   const cb = ratio(r.walkeeper?.tps, r.receivewalSync?.tps);
   const ingestMBs = r.ingest && r.ingest.seconds > 0 ? r.ingest.bytes / MB / r.ingest.seconds : undefined;
   const fioMBs = r.fio ? r.fio.bwBytes / MB : undefined;
+  const ingestNoRecycleMBs = r.ingestNoRecycling && r.ingestNoRecycling.seconds > 0 ? r.ingestNoRecycling.bytes / MB / r.ingestNoRecycling.seconds : undefined;
   const row = (name: string, p: PgbenchResult | undefined) => `| ${name} | ${f(p?.tps)} | ${f(p?.latencyMs, 3)} | ${p ? p.transactions : '-'} | ${p ? p.failed : '-'} |`;
   const lines = [
     `## pgbench -N -c ${r.clients} -j ${r.jobs} -T ${r.seconds} (scale ${r.scale}), one PostgreSQL server`,
@@ -148,21 +183,45 @@ export function formatBenchReport(r: BenchReport): string {
     '',
     '| measure | MB/s | detail |',
     '|---|---:|---|',
-    `| safekeeper ingest: 128 KiB AppendRequests of real WAL, pipelined, acknowledged flush LSN | ${f(ingestMBs)} | ${r.ingest ? `${f(r.ingest.bytes / MB)} MB in ${f(r.ingest.seconds, 2)} s, ${r.ingest.appendRequests} requests, stopped by ${r.ingest.stoppedBy}` : '-'} |`,
+    `| safekeeper ingest: 128 KiB AppendRequests of real WAL, pipelined, acknowledged flush LSN; recycling on (default) | ${f(ingestMBs)} | ${ingestDetail(r.ingest)} |`,
     `| fio --rw=write --bs=128k --fdatasync=1 --ioengine=sync, ${r.fioSeconds ?? '-'} s | ${f(fioMBs)} | ${r.fio ? `${f(r.fio.iops, 0)} IOPS${r.fio.syncMeanUs !== undefined ? `, fdatasync mean ${f(r.fio.syncMeanUs, 0)} µs` : ''}` : '-'} |`,
-    `| ingest / fio | ${f(ratio(ingestMBs, fioMBs), 2)} | |`,
+    `| safekeeper ingest, --max-recycled-segments 0 (every segment zero-filled) | ${f(ingestNoRecycleMBs)} | ${ingestDetail(r.ingestNoRecycling)} |`,
+    `| ingest / fio (recycling on) | ${f(ratio(ingestMBs, fioMBs), 2)} | target >= 0.6 ${ratio(ingestMBs, fioMBs) === undefined ? '' : ratio(ingestMBs, fioMBs)! >= 0.6 ? '(met)' : '(NOT met)'} |`,
+    `| ingest / fio (recycling off) | ${f(ratio(ingestNoRecycleMBs, fioMBs), 2)} | |`,
   ];
+  if (r.walkeeperNoOffload) {
+    lines.push(
+      '',
+      '## (c) with remote storage (WAL offload to the file:// bucket) on and off',
+      '',
+      '| setup | TPS | avg latency (ms) | transactions | failed |',
+      '|---|---:|---:|---:|---:|',
+      row('(c) walkeeper, offload to file:// on (the default)', r.walkeeper),
+      row('(c) walkeeper, remote storage off', r.walkeeperNoOffload),
+      '',
+      `| off / on TPS | ${f(ratio(r.walkeeperNoOffload.tps, r.walkeeper?.tps), 3)} |`,
+      '|---|---:|',
+    );
+  }
+  if (r.offload?.length) {
+    lines.push('', '## offload: real 16 MiB segments, create-only put with checksum, one at a time', '', '| store | MB/s | detail |', '|---|---:|---|');
+    for (const o of r.offload) lines.push(`| ${o.store} | ${f(o.bytes / MB / o.seconds)} | ${o.objects} objects, ${f(o.bytes / MB)} MB in ${f(o.seconds, 2)} s |`);
+  }
+  if (r.startup?.length) {
+    lines.push('', `## start-up of a member after its history, removal running (--wal-keep-size ${r.ingestKeepSize ?? '-'})`, '', '| history | retained on disk | start to ready (s), median | restarts |', '|---:|---:|---:|---:|');
+    for (const s of r.startup) lines.push(`| ${f(s.historyBytes / 1e9, 2)} GB | ${f(s.retainedBytes / MB, 0)} MB | ${f(s.seconds, 2)} | ${s.restarts ?? 1} |`);
+  }
   if (r.rounds && r.rounds.length > 1) {
-    lines.push('', `## (b), (c) and (d) in turn, ${r.rounds.length} rounds (the rows above combine them)`, '', '| round | (b) TPS | (c) TPS | (d) TPS | (c)/(b) | (c)/(d) |', '|---:|---:|---:|---:|---:|---:|');
+    lines.push('', `## (b), (c) and (d) in turn, ${r.rounds.length} rounds (the rows above combine them)`, '', '| round | (b) TPS | (c) TPS | (c) offload off TPS | (d) TPS | (c)/(b) | (c)/(d) |', '|---:|---:|---:|---:|---:|---:|---:|');
     r.rounds.forEach((x, i) =>
-      lines.push(`| ${i + 1} | ${f(x.receivewalSync?.tps)} | ${f(x.walkeeper?.tps)} | ${f(x.receivewalQuorum?.tps)} | ${f(ratio(x.walkeeper?.tps, x.receivewalSync?.tps), 3)} | ${f(ratio(x.walkeeper?.tps, x.receivewalQuorum?.tps), 3)} |`),
+      lines.push(`| ${i + 1} | ${f(x.receivewalSync?.tps)} | ${f(x.walkeeper?.tps)} | ${f(x.walkeeperNoOffload?.tps)} | ${f(x.receivewalQuorum?.tps)} | ${f(ratio(x.walkeeper?.tps, x.receivewalSync?.tps), 3)} | ${f(ratio(x.walkeeper?.tps, x.receivewalQuorum?.tps), 3)} |`),
     );
   }
   if (r.errors.length) lines.push('', '### errors', '', ...r.errors.map((e) => `- ${e.split('\n')[0]}`));
   return lines.join('\n');
 }
 
-export const BENCH_STEPS = ['a', 'b', 'c', 'd', 'ingest', 'fio'] as const;
+export const BENCH_STEPS = ['a', 'b', 'c', 'c-off', 'd', 'ingest', 'fio', 'offload', 'startup'] as const;
 export type BenchStep = (typeof BENCH_STEPS)[number];
 
 export interface BenchArgs {
@@ -173,7 +232,7 @@ export interface BenchArgs {
   only?: BenchStep[];
 }
 
-const BENCH_USAGE = 'bench [--seconds N] [--scale S] [--disk-seconds N] [--rounds N] [--only a,b,c,d,ingest,fio]';
+const BENCH_USAGE = `bench [--seconds N] [--scale S] [--disk-seconds N] [--rounds N] [--only ${BENCH_STEPS.join(',')}]`;
 
 /** `bench [--seconds N] [--scale S] [--disk-seconds N] [--rounds N] [--only steps]` */
 export function parseBenchArgs(argv: string[]): BenchArgs {

@@ -1,16 +1,18 @@
 // The benchmark: pgbench on one PostgreSQL server (a) alone, (b) with pg_receivewal
 // --synchronous as its synchronous standby, (c) through walkeeper's 3 safekeepers, (d) with
 // PostgreSQL's own quorum commit to three pg_receivewal (the same copies and fdatasyncs as
-// (c), in stock C code); then a safekeeper's raw ingest rate against fio on the same disk.
+// (c), in stock C code), and (c) again with remote storage off; then a safekeeper's raw ingest
+// rate (segment recycling on and off) against fio on the same disk, offload throughput to the
+// file:// store and s3rver, and the start-up time of a member after 1 GB and 4 GB of history.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseLsn, segmentNo } from '../common/lsn.js';
-import { httpGet, httpPost, waitFor, type LocalCluster } from '../local/cluster.js';
+import { DEFAULT_WAL_SEG_SIZE, formatLsn, parseLsn, segmentNo } from '../common/lsn.js';
+import { parsePgSize } from '../common/size.js';
+import { waitFor, type LocalCluster } from '../local/cluster.js';
 import { ensureDirFor, processAlive, sleep, type RunAs } from '../local/postgres.js';
-import { ManagedProcess } from '../local/process.js';
 import { EXTRA_PORT, killCluster, newTempCluster, runOk, safekeeperTimeline, timestamped } from '../torture/env.js';
-import { measureIngest } from './ingest.js';
+import { ingestInto, measureOffload, measureStartup, type BenchSafekeeperOptions } from './walLifecycle.js';
 import { combineRuns, formatBenchReport, parseFioJson, parsePgbench, type BenchReport, type BenchStep, type PgbenchResult } from './parse.js';
 import { cpuBetween, sampleCpu } from './cpu.js';
 
@@ -32,6 +34,12 @@ export interface BenchOptions {
 }
 
 const INGEST_SLOT = 'bench_ingest';
+/** --wal-keep-size of the lone safekeepers: small, so removal (and recycling) runs within seconds */
+const LONE_KEEP_SIZE = '64MB';
+/** segments uploaded per store by the offload row (256 MB) */
+const OFFLOAD_SEGMENTS = 16;
+/** history of the start-up rows: 1 GB and 4 GB (10 GB takes minutes to generate here) */
+const STARTUP_HISTORY_BYTES = [1 << 30, 4 * (1 << 30)];
 const RECV_SLOT = 'bench_recv';
 /** (d)'s three receivers: application name and slot */
 const QUORUM_RECEIVERS = ['recv1', 'recv2', 'recv3'];
@@ -51,7 +59,11 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   const stopReceivers = async () => {
     for (const child of receivers.splice(0)) await stopChild(child);
   };
-  const ingestSk = new ManagedProcess('ingest safekeeper', join(dir, 'run', 'ingest-sk.pid'), join(dir, 'logs', 'ingest-sk.log'));
+  /** a lone safekeeper per lifecycle row, on the two spare ports, removal behind what it acknowledges */
+  const loneSafekeeper = (name: string, flags: string[] = []): BenchSafekeeperOptions => ({
+    dir: join(dir, name), host: cluster.config.host, pgPort: portBase + EXTRA_PORT.ingestPg, httpPort: portBase + EXTRA_PORT.ingestHttp,
+    tenantId: cluster.config.tenant_id, timelineId: cluster.config.timeline_id, flags: ['--wal-keep-size', LONE_KEEP_SIZE, ...flags],
+  });
   const wanted = (s: BenchStep) => !opts.only || opts.only.includes(s);
   const step = async (name: string, fn: () => Promise<void>) => {
     try {
@@ -94,6 +106,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const rounds = opts.rounds ?? 1;
     const runsB: PgbenchResult[] = [];
     const runsC: PgbenchResult[] = [];
+    const runsCoff: PgbenchResult[] = [];
     const runsD: PgbenchResult[] = [];
     for (let round = 0; round < rounds; round++) {
       const suffix = rounds > 1 ? ` [round ${round + 1}/${rounds}]` : '';
@@ -124,6 +137,24 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
           runsC.push(thisRound.walkeeper);
         });
       }
+      if (wanted('c-off')) {
+        await step(`(c) walkeeper, remote storage off${suffix}`, async () => {
+          setSyncNames(cluster, 'walkeeper_proposer');
+          await restartSafekeepers(cluster, null);
+          try {
+            await cluster.startProposer();
+            await cluster.waitForQuorum();
+            await waitForSyncStandby(cluster, 'walkeeper_proposer');
+            await waitForSafekeepersCaughtUp(cluster);
+            const pids = new Map<string, number | undefined>([['proposer', cluster.proposerProcess.pid]]);
+            for (const sk of cluster.config.safekeepers) pids.set(`sk${sk.id}`, cluster.safekeeperProcess(sk.id).pid);
+            thisRound.walkeeperNoOffload = await bench(`(c) walkeeper, 3 safekeepers, remote storage off${suffix}`, pids);
+            runsCoff.push(thisRound.walkeeperNoOffload);
+          } finally {
+            await restartSafekeepers(cluster, undefined);
+          }
+        });
+      }
       if (wanted('d')) {
         await step(`(d) 3 pg_receivewal, quorum${suffix}`, async () => {
           await cluster.stopProposer();
@@ -145,31 +176,25 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     }
     report.receivewalSync = combineRuns(runsB);
     report.walkeeper = combineRuns(runsC);
+    report.walkeeperNoOffload = combineRuns(runsCoff);
     report.receivewalQuorum = combineRuns(runsD);
 
-    if (wanted('ingest')) await step('safekeeper ingest', async () => {
-      const endLsn = parseLsn(pg.psql('SELECT pg_current_wal_flush_lsn()'));
-      const restart = parseLsn(pg.psql(`SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = '${INGEST_SLOT}'`));
-      const systemId = BigInt(pg.psql('SELECT system_identifier FROM pg_control_system()'));
-      const pgTimeline = Number(pg.psql('SELECT timeline_id FROM pg_control_checkpoint()'));
-      const skPg = portBase + EXTRA_PORT.ingestPg;
-      const skHttp = portBase + EXTRA_PORT.ingestHttp;
-      const host = cluster.config.host;
-      ingestSk.start(['safekeeper', '--id', '9', '--datadir', join(dir, 'ingest-sk'), '--listen-pg', `${host}:${skPg}`, '--listen-http', `${host}:${skHttp}`]);
-      const base = `http://${host}:${skHttp}`;
-      await waitFor('the ingest safekeeper to become ready', 30_000, async () => (await httpGet(`${base}/readyz`)).status === 200, () => ingestSk.running, ingestSk.logFile);
-      const tenantId = cluster.config.tenant_id;
-      const timelineId = cluster.config.timeline_id;
-      const t = await httpPost(`${base}/v1/tenants`, { tenant_id: tenantId });
-      if (t.status !== 201) throw new Error(`tenant create answered ${t.status} ${t.text}`);
-      const l = await httpPost(`${base}/v1/tenants/${tenantId}/timelines`, { timeline_id: timelineId });
-      if (l.status !== 201) throw new Error(`timeline create answered ${l.status} ${l.text}`);
-      report.ingest = await measureIngest({
-        host, port: skPg, tenantId, timelineId, systemId, walDir: join(pg.dataDir, 'pg_wal'), pgTimeline,
-        startSegNo: segmentNo(restart), endLsn, maxSeconds: diskSeconds, log,
-      });
-      await ingestSk.stop();
+    const realWal = () => ({
+      endLsn: parseLsn(pg.psql('SELECT pg_current_wal_flush_lsn()')),
+      startSegNo: segmentNo(parseLsn(pg.psql(`SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = '${INGEST_SLOT}'`))),
+      systemId: BigInt(pg.psql('SELECT system_identifier FROM pg_control_system()')),
+      pgTimeline: Number(pg.psql('SELECT timeline_id FROM pg_control_checkpoint()')),
+      walDir: join(pg.dataDir, 'pg_wal'),
     });
+    report.ingestKeepSize = LONE_KEEP_SIZE;
+    if (wanted('ingest')) {
+      await step('safekeeper ingest, recycling off', async () => {
+        report.ingestNoRecycling = await ingestInto({ ...loneSafekeeper('ingest-norecycle', ['--max-recycled-segments', '0']), ...realWal(), maxSeconds: diskSeconds, log });
+      });
+      await step('safekeeper ingest', async () => {
+        report.ingest = await ingestInto({ ...loneSafekeeper('ingest'), ...realWal(), maxSeconds: diskSeconds, log });
+      });
+    }
 
     if (wanted('fio')) await step('fio', async () => {
       const fioDir = join(dir, 'fio');
@@ -180,12 +205,33 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       report.fioSeconds = diskSeconds;
       rmSync(fioDir, { recursive: true, force: true });
     });
+
+    if (wanted('offload')) await step('offload', async () => {
+      const w = realWal();
+      // complete segments only, as the uploader sends them
+      const count = Math.min(OFFLOAD_SEGMENTS, Number(segmentNo(w.endLsn) - w.startSegNo));
+      if (count < 1) throw new Error(`no complete WAL segment on the primary to upload (flush LSN ${formatLsn(w.endLsn)})`);
+      report.offload = await measureOffload({ dir: join(dir, 'offload'), walDir: w.walDir, pgTimeline: w.pgTimeline, firstSegNo: w.startSegNo, count, tenantId: cluster.config.tenant_id, timelineId: cluster.config.timeline_id, log });
+    });
+
+    if (wanted('startup')) await step('start-up after history', async () => {
+      // Nobody else needs this WAL: the proposer would push gigabytes of it through the three
+      // safekeepers beside the measurement, and a commit would wait for them.
+      await cluster.stopProposer();
+      setSyncNames(cluster, '');
+      const largest = Math.max(...STARTUP_HISTORY_BYTES);
+      const from = realWal();
+      await makeWal(cluster, from.startSegNo * BigInt(DEFAULT_WAL_SEG_SIZE) + BigInt(largest) + BigInt(DEFAULT_WAL_SEG_SIZE), log);
+      report.startup = [];
+      for (const historyBytes of STARTUP_HISTORY_BYTES) {
+        report.startup.push(await measureStartup({ ...loneSafekeeper(`startup-${historyBytes}`), ...realWal(), maxSeconds: 3600, historyBytes, keepBytes: Number(parsePgSize(LONE_KEEP_SIZE, '--wal-keep-size')), log }));
+      }
+    });
   } catch (err) {
     report.errors.push((err as Error).message);
     log(`bench: ERROR ${(err as Error).message}`);
   } finally {
     await stopReceivers();
-    await ingestSk.kill().catch(() => undefined);
     await killCluster(cluster);
     if (report.errors.length) log(`bench: kept ${dir} (logs in ${join(dir, 'logs')})`);
     else rmSync(dir, { recursive: true, force: true });
@@ -194,6 +240,33 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 }
 
 export { formatBenchReport };
+
+/** Restarts every safekeeper with remote storage `remote` (null: off; undefined: the default file:// bucket). */
+async function restartSafekeepers(cluster: LocalCluster, remote: null | undefined): Promise<void> {
+  await cluster.stopProposer();
+  if (remote === null) cluster.config.remote_storage = null;
+  else delete cluster.config.remote_storage;
+  for (const sk of cluster.config.safekeepers) {
+    await cluster.stopSafekeeper(sk.id);
+    await cluster.startSafekeeper(sk.id);
+  }
+}
+
+/**
+ * Switches WAL segments on the primary until its WAL reaches `until` (a table insert makes
+ * each switch count); the ingest slot keeps all of it in pg_wal.
+ */
+async function makeWal(cluster: LocalCluster, until: bigint, log: (l: string) => void): Promise<void> {
+  const pg = cluster.postgres;
+  pg.psql('CREATE TABLE IF NOT EXISTS bench_history (i int)');
+  const now = () => parseLsn(pg.psql('SELECT pg_current_wal_flush_lsn()'));
+  log(`bench: switching WAL segments up to ${formatLsn(until)} for the start-up rows`);
+  for (let lsn = now(); lsn < until; lsn = now()) {
+    const n = Math.min(64, Number((until - lsn) / BigInt(DEFAULT_WAL_SEG_SIZE)) + 1);
+    // wal_init_zero off: this backend creates the segments, and zero-filling 4 GB would be most of the row's time
+    pg.psql(`SET wal_init_zero = off; DO $$ BEGIN FOR i IN 1..${n} LOOP INSERT INTO bench_history VALUES (i); PERFORM pg_switch_wal(); END LOOP; END $$`);
+  }
+}
 
 function pgArgs(cluster: LocalCluster): string[] {
   return ['-h', cluster.config.host, '-p', String(cluster.config.postgres.port), '-U', 'postgres', 'postgres'];

@@ -291,9 +291,12 @@ export async function diskFullScenario(log: Log = () => undefined, member = 3): 
   const datadir = join(cluster.baseDir, 'safekeepers', `sk${member}`);
   mkdirSync(datadir, { recursive: true });
   const res: DiskFullResult = { member, ackedBeforeFull: 0, ackedWhileFull: 0, memberStalled: false, caughtUpAfterSpaceReturned: false, recoveredAfterRestart: false };
-  // 72 MiB: the three 16 MiB segments a fresh cluster reaches after its base backup's segment
-  // switch, plus room for one more once the filler is removed (the safekeeper keeps every segment)
-  const skip = tryMount(datadir, '72m');
+  // 120 MiB. When the filler goes in, the member holds the three 16 MiB segments a fresh cluster
+  // reaches after its base backup's segment switch, the fourth prepared ahead (recycling) and
+  // the 4 MiB disk reserve: 68 MiB. While it is full the cluster moves on a segment or two,
+  // which the member must write once the filler is removed (the keep size removes nothing
+  // here). A 72 MiB volume left it 4 MiB then: it could never resume, even after a restart.
+  const skip = tryMount(datadir, '120m');
   if (skip) {
     rmSync(cluster.baseDir, { recursive: true, force: true });
     return { ...res, skipped: skip };

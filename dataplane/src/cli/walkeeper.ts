@@ -3,7 +3,7 @@
 // `restore` and `wal-fetch` rebuild a lost primary from the bucket and the safekeepers.
 import { Command } from 'commander';
 import { flag } from './flags.js';
-import { DEFAULT_DISK_HIGH_WATER, DEFAULT_DISK_RESERVE, DEFAULT_WAL_KEEP_SIZE, runSafekeeper } from '../safekeeper/main.js';
+import { DEFAULT_DISK_HIGH_WATER, DEFAULT_DISK_RESERVE, DEFAULT_MAX_RECYCLED_SEGMENTS, DEFAULT_WAL_KEEP_SIZE, runSafekeeper } from '../safekeeper/main.js';
 import { runProposer } from '../proposer/main.js';
 import { addBackupCommands } from './backupCommands.js';
 import { addRemoteStorageFlags } from './remoteStorageFlags.js';
@@ -27,6 +27,7 @@ addRemoteStorageFlags(
   .addOption(flag('--wal-keep-size <size>', 'WAL always kept below the commit LSN, in PostgreSQL units (64MB, 1GB; a bare number is MB)', DEFAULT_WAL_KEEP_SIZE))
   .addOption(flag('--disk-high-water <percent>', 'disk use from which status and metrics report the disk as nearly full', DEFAULT_DISK_HIGH_WATER))
   .addOption(flag('--disk-reserve <size>', 'space held in <datadir>/reserve and released on a full disk so removal can proceed', DEFAULT_DISK_RESERVE))
+  .addOption(flag('--max-recycled-segments <n>', 'removed WAL segment files kept per timeline and reused as future segments, with the next segment prepared ahead; 0 = unlink removed segments and create each segment when it is needed', String(DEFAULT_MAX_RECYCLED_SEGMENTS)))
   .addOption(flag('--log-format <format>', 'json or text', 'json'))
   .addOption(flag('--remote-storage-members <n>', 'cluster size N (member ids 1..N): chooses each timeline\'s uploader', '3'))
   .addOption(flag('--remote-storage-grace-ms <ms>', 'a member that is not a timeline\'s designated uploader uploads a segment still missing from the bucket this long (times its rank) after it was committed', '30000'))

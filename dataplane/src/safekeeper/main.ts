@@ -10,7 +10,7 @@ import { Authenticator, loadPublicKey } from '../auth/jwt.js';
 import { SafekeeperMetrics } from '../http/metrics.js';
 import { listen, splitHostPort } from '../http/server.js';
 import { safekeeperApp } from '../http/safekeeperApi.js';
-import { Registry } from './registry.js';
+import { DEFAULT_MAX_RECYCLED_SEGMENTS, Registry } from './registry.js';
 import { PgConnection } from './connection.js';
 import type { SafekeeperContext } from './context.js';
 import { stopOnSignals } from '../common/shutdown.js';
@@ -46,12 +46,15 @@ export interface SafekeeperOptions extends RemoteStorageFlags {
   diskHighWater?: string;
   /** space held back for removal on a full disk (--disk-reserve) */
   diskReserve?: string;
+  /** removed segment files kept per timeline for reuse (--max-recycled-segments; 0 = off) */
+  maxRecycledSegments?: string;
 }
 
 /** Defaults of the WAL lifecycle flags (docs/operations.md explains them). */
 export const DEFAULT_WAL_KEEP_SIZE = '256MB';
 export const DEFAULT_DISK_HIGH_WATER = '90%';
 export const DEFAULT_DISK_RESERVE = '4MB';
+export { DEFAULT_MAX_RECYCLED_SEGMENTS };
 
 /** The safekeeper id: --id, or the StatefulSet ordinal of the hostname plus one. */
 export function resolveNodeId(opts: Pick<SafekeeperOptions, 'id' | 'idFromHostname'>, host = hostname()): number {
@@ -89,6 +92,7 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
   const remoteConfig = remoteStorageConfig(opts);
   const remoteMembers = parseIntFlag('remote-storage-members', opts.remoteStorageMembers ?? '3', 1, 7);
   const remoteGraceMs = parseIntFlag('remote-storage-grace-ms', opts.remoteStorageGraceMs ?? '30000', 0, 24 * 3600 * 1000);
+  const maxRecycledSegments = parseIntFlag('max-recycled-segments', opts.maxRecycledSegments ?? String(DEFAULT_MAX_RECYCLED_SEGMENTS), 0, 1024);
   const walKeepSize = parsePgSize(opts.walKeepSize ?? DEFAULT_WAL_KEEP_SIZE, '--wal-keep-size', 'MB');
   const disk = new DiskSpace({
     datadir: opts.datadir,
@@ -106,6 +110,7 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
     remoteStorageEnabled: remoteConfig !== undefined,
     slots: (tl) => tl.slots.holdingLsns(),
     disk,
+    maxRecycledSegments,
   });
   await registry.layout.pinNodeId(nodeId);
   // Before any WAL: a full disk must find the reserve there to give back.

@@ -31,12 +31,12 @@ export interface WalLifecycleOptions {
 }
 
 /**
- * Without a lifecycle configuration (tests, tools) nothing is removed. Segment recycling (and
- * preparing the next segment ahead) is off by default: with it on, a member whose disk filled
- * exactly at a segment boundary did not resume once space returned (hardening/storage.test.ts,
- * disk full). It comes back on once segmentPool.ts survives that scenario.
+ * Removed segment files a timeline keeps for reuse (--max-recycled-segments), with the next
+ * segment prepared ahead, so steady state does no zero-fill on the commit path. Four (64 MiB
+ * of 16 MiB segments) stays below PostgreSQL's default min_wal_size (80MB), which bounds its
+ * own recycling. Without a lifecycle configuration (tests, tools) nothing is removed or recycled.
  */
-export const DEFAULT_MAX_RECYCLED_SEGMENTS = 0;
+export const DEFAULT_MAX_RECYCLED_SEGMENTS = 4;
 
 interface TenantEntry {
   timelines: Map<string, Timeline>;

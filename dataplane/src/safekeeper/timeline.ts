@@ -187,6 +187,8 @@ export class Timeline extends EventEmitter {
       removal_held_by: this.removal?.heldBy ?? null,
       removal_horizon_lsn: this.removal ? formatLsn(this.removal.horizonLsn) : null,
       removal_error: this.removal?.lastError ?? null,
+      // segment files reused vs zero-filled (zero_filled_on_append is work on the commit path)
+      recycling: recyclingJson(this.store.recycling),
       system_id: s.systemId.toString(),
       pg_version: s.pgVersion,
       pg_timeline: currentPgTimeline(s.pgTimelineHistory).tli,
@@ -412,3 +414,14 @@ export class Timeline extends EventEmitter {
 }
 
 export { AcceptorError };
+
+function recyclingJson(r: WalStore['recycling']): Record<string, number> {
+  return {
+    recycled: r.recycled,
+    unlinked: r.unlinked,
+    pooled: r.pooled,
+    prepared_from_pool: r.preparedFromPool,
+    prepared_zero_filled: r.preparedZeroFilled,
+    zero_filled_on_append: r.zeroFilledOnAppend,
+  };
+}

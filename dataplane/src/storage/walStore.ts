@@ -103,6 +103,8 @@ export class WalStore {
   private closed = false;
   /** Last failure of a background segment preparation (the append path then creates it itself). */
   prepareError: unknown = null;
+  /** Segments zero-filled by append itself (neither prepared nor recycled): the cost recycling removes. */
+  private zeroFilledOnAppend = 0;
 
   /** How the last open() ended recovery; for logs. */
   readonly recovery: EndOfWal | null;
@@ -226,8 +228,13 @@ export class WalStore {
   }
 
   /** Recycling counters and the number of files kept for reuse (tests, benchmark). */
-  get recycling(): SegmentPool['stats'] & { pooled: number } {
-    return { ...this.pool.stats, pooled: this.pool.size };
+  get recycling(): SegmentPool['stats'] & { pooled: number; zeroFilledOnAppend: number } {
+    return { ...this.pool.stats, pooled: this.pool.size, zeroFilledOnAppend: this.zeroFilledOnAppend };
+  }
+
+  /** Waits until a background preparation of the next segment has finished (tests, benchmark). */
+  async settlePreparation(): Promise<void> {
+    await this.pool.settle();
   }
 
   /** End of the last complete record written (not necessarily flushed). */
@@ -614,6 +621,7 @@ export class WalStore {
   private async createSegment(segNo: bigint): Promise<string> {
     const tmp = join(this.dir, SEGMENT_TMP_NAME);
     const path = join(this.dir, this.segmentName(segNo, true));
+    this.zeroFilledOnAppend++;
     try {
       await this.zeroFilledFile(tmp);
     } catch (err) {

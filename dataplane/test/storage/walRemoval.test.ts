@@ -139,6 +139,42 @@ describe('WAL removal', () => {
       expect(got.equals(wal.subarray(Number(store.localStartLsn - START), Number(store.writeLsn - START)))).toBe(true);
     });
 
+    /** Writes 12 segments in quarter-segment commits, removing all but the last segment after each. */
+    async function steadyState(options: object): Promise<{ store: WalStore; zeroFilledAfterWarmUp: number[] }> {
+      const wal = walStream(12 * SEG);
+      const store = track(await openFromControl(dir, options));
+      const zeroFilledAfterWarmUp: number[] = [];
+      let pos = START;
+      for (let off = 0; off < 12 * SEG; off += SEG / 4) {
+        const chunk = wal.subarray(off, off + SEG / 4);
+        await store.append(pos, chunk);
+        pos += BigInt(chunk.length);
+        const flushed = await store.flush();
+        await store.removeSegmentsBelow(flushed - BigInt(SEG), (lsn) => persistWalStart(dir, lsn));
+        // from the fourth segment on, removal has fed the pool
+        if (off >= 3 * SEG) {
+          const r = store.recycling;
+          zeroFilledAfterWarmUp.push(r.zeroFilledOnAppend + r.preparedZeroFilled);
+        }
+      }
+      return { store, zeroFilledAfterWarmUp };
+    }
+
+    it('steady state zero-fills nothing on the commit path: each new segment is the prepared one, made from a recycled file', async () => {
+      const { store, zeroFilledAfterWarmUp } = await steadyState(recycle);
+      // only the first segment, before any prepared file existed, was zero-filled by append
+      expect(store.recycling.zeroFilledOnAppend).toBe(1);
+      // once removal feeds the pool, not even the background zero-fills any more
+      expect(new Set(zeroFilledAfterWarmUp).size).toBe(1);
+      expect(store.recycling.preparedFromPool).toBeGreaterThanOrEqual(8);
+    });
+
+    it('without recycling, append zero-fills every new segment (what the counter above would show)', async () => {
+      const { store } = await steadyState({});
+      expect(store.recycling.zeroFilledOnAppend).toBe(12);
+      expect(store.recycling.recycled).toBe(0);
+    });
+
     it('a recycled segment full of valid old WAL, overwritten part way and then crashed, recovers to exactly the new end', async () => {
       // Old WAL: three segments from START ending in an XLOG_SWITCH. New WAL from the segment
       // after, built the same way: its first segment has its records at exactly the offsets

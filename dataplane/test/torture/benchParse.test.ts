@@ -48,7 +48,28 @@ test('the report has the four setups, the c/b ratio against its target, c/d and 
   expect(text).toMatch(/\(d\)\/\(b\) TPS: what a third copy and a quorum cost here \| 0\.600 \|/);
   expect(text).toMatch(/\| 100\.0 \| 200\.0 MB in 2\.00 s/);
   expect(text).toMatch(/fio .* \| 50\.0 \|/);
-  expect(text).toMatch(/ingest \/ fio \| 2\.00/);
+  expect(text).toMatch(/ingest \/ fio \(recycling on\) \| 2\.00 \| target >= 0\.6 \(met\)/);
+});
+
+test('the lifecycle rows: ingest with recycling off, (c) with offload off, offload per store, start-up per history', () => {
+  const p = (tps: number) => ({ tps, latencyMs: 8 / tps * 1000, transactions: tps * 30, failed: 0, raw: [] });
+  const text = formatBenchReport({
+    seconds: 30, scale: 10, clients: 8, jobs: 2, walkeeper: p(900), walkeeperNoOffload: p(950),
+    ingest: { bytes: 120e6, seconds: 2, appendRequests: 900, stoppedBy: 'time', segments: 7, zeroFilledOnAppend: 0 },
+    ingestNoRecycling: { bytes: 60e6, seconds: 2, appendRequests: 450, stoppedBy: 'time', segments: 3, zeroFilledOnAppend: 3 },
+    fio: { bwBytes: 100e6, iops: 763 }, fioSeconds: 20, ingestKeepSize: '64MB',
+    offload: [{ store: 'file://', bytes: 256e6, seconds: 2, objects: 16 }],
+    startup: [{ historyBytes: 1e9, retainedBytes: 100e6, seconds: 0.5 }, { historyBytes: 4e9, retainedBytes: 100e6, seconds: 0.52, restarts: 3 }],
+    errors: [],
+  });
+  expect(text).toMatch(/recycling on \(default\) \| 60\.0 \| .*0 of 7 segments zero-filled on the append path/);
+  expect(text).toMatch(/--max-recycled-segments 0 .* \| 30\.0 \| .*3 of 3 segments zero-filled/);
+  expect(text).toMatch(/ingest \/ fio \(recycling on\) \| 0\.60 \| target >= 0\.6 \(met\)/);
+  expect(text).toMatch(/ingest \/ fio \(recycling off\) \| 0\.30 \|/);
+  expect(text).toMatch(/\| off \/ on TPS \| 1\.056 \|/);
+  expect(text).toMatch(/\| file:\/\/ \| 128\.0 \| 16 objects, 256\.0 MB in 2\.00 s \|/);
+  expect(text).toMatch(/--wal-keep-size 64MB/);
+  expect(text).toMatch(/\| 4\.00 GB \| 100 MB \| 0\.52 \| 3 \|/);
 });
 
 test('bench arguments', () => {
@@ -57,6 +78,7 @@ test('bench arguments', () => {
   expect(() => parseBenchArgs(['--seconds', 'x'])).toThrow(/positive integer/);
   expect(parseBenchArgs(['--rounds', '3', '--only', 'b,c,d'])).toEqual({ seconds: 30, scale: 10, rounds: 3, only: ['b', 'c', 'd'] });
   expect(() => parseBenchArgs(['--only', 'b,x'])).toThrow(/unknown: x/);
+  expect(parseBenchArgs(['--only', 'c-off,offload,startup']).only).toEqual(['c-off', 'offload', 'startup']);
   expect(() => parseBenchArgs(['--only'])).toThrow(/comma-separated list/);
   expect(() => parseBenchArgs(['--round', '2'])).toThrow(/unknown argument "--round"/);
 });
@@ -78,8 +100,8 @@ test('rounds combine into mean TPS, transaction-weighted latency and summed CPU;
   });
   // 3 CPU s over 15,000 transactions = 200 µs each
   expect(text).toMatch(/\| \(c\) walkeeper \| 3\.0 \| 200 \| 50% \| proposer 3\.0 \|/);
-  expect(text).toMatch(/\| 1 \| 2000\.0 \| 1000\.0 \| 1250\.0 \| 0\.500 \| 0\.800 \|/);
-  expect(text).toMatch(/\| 2 \| - \| 500\.0 \| - \| - \| - \|/);
+  expect(text).toMatch(/\| 1 \| 2000\.0 \| 1000\.0 \| - \| 1250\.0 \| 0\.500 \| 0\.800 \|/);
+  expect(text).toMatch(/\| 2 \| - \| 500\.0 \| - \| - \| - \| - \|/);
 });
 
 test('CPU accounting reads utime+stime from /proc/<pid>/stat and busy time from /proc/stat', () => {
