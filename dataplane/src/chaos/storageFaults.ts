@@ -288,6 +288,12 @@ function fill(dir: string, leave: number): string {
 export async function diskFullScenario(log: Log = () => undefined, member = 3): Promise<DiskFullResult> {
   const { cluster, runAs } = await newTempCluster('walkeeper-diskfull-');
   withWalRemoval(cluster);
+  // Offload stays on, but until the kill -9 below a keep size larger than the volume holds
+  // everything: a disk fills when removal is held (a lagging peer, a bucket that is down), and
+  // with removal free to run, the 16MB keep size would empty the disk as fast as it fills.
+  const removalKeepSize = cluster.config.safekeeper_flags?.['wal-keep-size'];
+  cluster.config.safekeeper_flags = { ...cluster.config.safekeeper_flags, 'wal-keep-size': '1GB' };
+  cluster.saveConfig();
   const datadir = join(cluster.baseDir, 'safekeepers', `sk${member}`);
   mkdirSync(datadir, { recursive: true });
   const res: DiskFullResult = { member, ackedBeforeFull: 0, ackedWhileFull: 0, memberStalled: false, caughtUpAfterSpaceReturned: false, recoveredAfterRestart: false };
@@ -358,6 +364,9 @@ export async function diskFullScenario(log: Log = () => undefined, member = 3): 
     }
     const flushBeforeKill = (await safekeeperTimeline(cluster, member))?.flush_lsn;
     await cluster.killSafekeeper(member);
+    // back to removal, so the ledger read from this member below crosses WAL it removed
+    cluster.config.safekeeper_flags = { ...cluster.config.safekeeper_flags, ...(removalKeepSize ? { 'wal-keep-size': removalKeepSize } : {}) };
+    cluster.saveConfig();
     await cluster.startSafekeeper(member);
     const tls = await httpGet(`${cluster.httpUrl(member)}/v1/tenants/${cluster.config.tenant_id}/timelines`);
     let after = await safekeeperTimeline(cluster, member);

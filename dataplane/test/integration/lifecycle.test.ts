@@ -36,9 +36,11 @@ const KEEP_SIZE = 64n << 20n;
 /**
  * Segments a member may hold beyond the keep size: the one being written, the prepared next
  * one, the one holding the keep floor, and the uploads not yet confirmed by the non-designated
- * members (their grace is 1 s per rank here).
+ * members (their grace is 1 s per rank here) at LOAD_MB_PER_SECOND.
  */
-const SLACK_SEGMENTS = 8n;
+const SLACK_SEGMENTS = 10n;
+/** Several times pgbench's WAL rate on this machine (about 5 MB/s), and steady enough to bound. */
+const LOAD_MB_PER_SECOND = 32;
 
 let cluster: LocalCluster;
 let client: pg.Client;
@@ -131,11 +133,21 @@ afterAll(async () => {
   await destroyTestCluster(cluster);
 });
 
-/** Writes a little and completes a segment, n times. */
-async function switchSegments(n: number): Promise<void> {
+/**
+ * Writes a little and completes a segment, n times; at most `mbPerSecond` when given. What a
+ * member holds beyond its keep size is the WAL still in the offload and removal pipeline, so
+ * the rate times that pipeline's latency: unpaced, the bound would depend on how fast this
+ * machine happens to be today (recycling alone doubled the ingest rate).
+ */
+async function switchSegments(n: number, mbPerSecond?: number): Promise<void> {
+  const began = Date.now();
   for (let i = 0; i < n; i++) {
     await client.query(`INSERT INTO t SELECT g, repeat('w', 100) FROM generate_series(1, 50) g`);
     await client.query('SELECT pg_switch_wal()');
+    if (mbPerSecond) {
+      const due = began + (((i + 1) * 16) / mbPerSecond) * 1000;
+      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+    }
   }
 }
 
@@ -215,7 +227,7 @@ test(`${GB} GB of WAL with offload on: each member's WAL on disk stays under the
   const sampler = setInterval(sample, 100);
   const began = Date.now();
   try {
-    await switchSegments(SEGMENTS - FIRST_SEGMENTS);
+    await switchSegments(SEGMENTS - FIRST_SEGMENTS, LOAD_MB_PER_SECOND);
     commitAfterLoad = await waitCommitted([1, 2, 3]);
   } finally {
     clearInterval(sampler);
