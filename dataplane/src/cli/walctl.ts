@@ -9,7 +9,7 @@ import { table } from './table.js';
 import { newId, assertValidId } from '../common/ids.js';
 import { parseLsn } from '../common/lsn.js';
 import { signToken, type Claims } from '../auth/jwt.js';
-import { backupCluster, openClusterStore, restoreCluster } from '../local/backupLocal.js';
+import { backupCluster, openClusterStore, restoreCluster, restoreDataDir } from '../local/backupLocal.js';
 import { deleteBackup, listBackups } from '../backup/catalog.js';
 import { parseTarget } from './backupCommands.js';
 import { parseSizeFlag } from './flags.js';
@@ -267,8 +267,15 @@ program
   .option('--target-time <time>', 'point in time (ISO 8601); default: latest, every committed transaction')
   .option('--target-lsn <lsn>', 'LSN X/X to recover to')
   .option('--force', 'replace a non-empty data directory')
-  .action(async (opts: { targetTime?: string; targetLsn?: string; force?: boolean }) => {
-    const r = await restoreCluster(LocalCluster.load(baseDir()), parseTarget(opts), { force: opts.force, log: progress });
+  .option('--datadir <dir>', 'only rebuild this data directory (configured to recover), leaving the running cluster alone')
+  .action(async (opts: { targetTime?: string; targetLsn?: string; force?: boolean; datadir?: string }) => {
+    const cluster = LocalCluster.load(baseDir());
+    if (opts.datadir) {
+      const plan = await restoreDataDir(cluster, parseTarget(opts), resolve(opts.datadir), { force: opts.force, log: progress });
+      console.log(`restored base backup ${plan.backup.backup_id} into ${plan.datadir} (target ${plan.target}); start PostgreSQL on it ${plan.promote === 'by-proposer' ? 'with a proposer started with --promote' : '(it promotes at the target)'}`);
+      return;
+    }
+    const r = await restoreCluster(cluster, parseTarget(opts), { force: opts.force, log: progress });
     console.log(`restored from base backup ${r.plan.backup.backup_id} to ${r.plan.target}: PostgreSQL timeline ${r.pgTimeline}, walkeeper timeline ${r.timelineId}`);
   });
 

@@ -36,6 +36,25 @@ export async function backupCluster(cluster: LocalCluster, opts: { partSize?: nu
   }
 }
 
+function restoreOptionsFor(cluster: LocalCluster, store: RemoteStorage, target: RestoreTarget, datadir: string, opts: { force?: boolean; log?: (line: string) => void }) {
+  const c = cluster.config;
+  return {
+    store, tenantId: c.tenant_id, timelineId: c.timeline_id, datadir, target, binDir: cluster.postgres.binDir,
+    safekeepers: cluster.safekeeperPgAddresses, restoreCommand: walFetchCommand(cluster.remoteStorage!, c.tenant_id, c.timeline_id),
+    force: opts.force, runAs: cluster.postgres.runAs, log: opts.log,
+  };
+}
+
+/** Only rebuilds `datadir` (configured to recover) from the cluster's bucket; nothing is started or stopped. */
+export async function restoreDataDir(cluster: LocalCluster, target: RestoreTarget, datadir: string, opts: { force?: boolean; log?: (line: string) => void } = {}): Promise<RestorePlan> {
+  const store = await openClusterStore(cluster);
+  try {
+    return await restoreBackup(restoreOptionsFor(cluster, store, target, datadir, opts));
+  } finally {
+    await store.close();
+  }
+}
+
 export interface LocalRestoreResult {
   plan: RestorePlan;
   /** the walkeeper timeline the restored primary writes to: the same one (latest) or a new branch */
@@ -56,15 +75,10 @@ export async function restoreCluster(cluster: LocalCluster, target: RestoreTarge
   if (existsSync(datadir) && readdirSync(datadir).length > 0 && !opts.force) {
     throw new RestoreError(`data directory ${datadir} is not empty: restore into an empty or absent directory, or pass --force to replace it`);
   }
-  const remote = cluster.remoteStorage;
   const store = await openClusterStore(cluster);
   let plan: RestorePlan;
   try {
-    const restoreOpts = {
-      store, tenantId: c.tenant_id, timelineId: c.timeline_id, datadir, target, binDir: cluster.postgres.binDir,
-      safekeepers: cluster.safekeeperPgAddresses, restoreCommand: walFetchCommand(remote!, c.tenant_id, c.timeline_id),
-      force: opts.force, runAs: cluster.postgres.runAs, log,
-    };
+    const restoreOpts = restoreOptionsFor(cluster, store, target, datadir, { force: opts.force, log });
     // The checks first, while the old primary still runs: a refused restore changes nothing.
     await planRestore({ ...restoreOpts, force: true });
     log('restore: stopping the old proposer and PostgreSQL');
