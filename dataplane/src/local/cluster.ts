@@ -30,6 +30,8 @@ export interface LocalClusterConfig {
    * without the prefix, e.g. `endpoint`, `grace-ms`).
    */
   remote_storage?: { url: string; flags?: Record<string, string> } | null;
+  /** extra flags for every safekeeper, e.g. `["--wal-keep-size", "16MB"]` */
+  safekeeper_args?: string[];
 }
 
 export interface InitOptions {
@@ -190,6 +192,7 @@ export class LocalCluster {
       'safekeeper', '--id', String(id), '--datadir', datadir,
       '--listen-pg', `${this.config.host}:${sk.pg_port}`, '--listen-http', `${this.config.host}:${sk.http_port}`,
       ...this.remoteStorageArgs(),
+      ...(this.config.safekeeper_args ?? []),
     ]);
     await waitFor(`safekeeper ${id} to become ready`, 30_000, async () => (await httpGet(`${this.httpUrl(id)}/readyz`)).status === 200, () => this.safekeeperProcess(id).running, this.safekeeperProcess(id).logFile);
   }

@@ -1,7 +1,7 @@
 // Backups and restores with real processes: PostgreSQL 15, pg_basebackup, 3 safekeepers
 // offloading to the cluster's file:// bucket, and the proposer. Each test is one scenario on
-// the same cluster, in order: a primary lost under load comes back from backup + bucket WAL +
-// the safekeepers' tail with every acknowledged row (RPO 0); bad input is refused with nothing
+// the same cluster, in order: a primary lost under load comes back from backup + bucket WAL
+// (some of it on no safekeeper's disk any more) + the safekeepers' tail with every acknowledged row (RPO 0); bad input is refused with nothing
 // changed; kill -9 of a backup or a restore never leaves a backup that looks complete and a
 // retried restore succeeds; a point-in-time restore branches onto a new timeline; retention.
 import { jest } from '@jest/globals';
@@ -14,7 +14,7 @@ import { httpGet, httpPost } from '../../src/local/cluster.js';
 import { sleep } from '../../src/local/postgres.js';
 import { WALKEEPER_JS } from '../../src/local/process.js';
 import { newId } from '../../src/common/ids.js';
-import { parseLsn, parseWalFileName, segmentNo, type Lsn } from '../../src/common/lsn.js';
+import { parseLsn, parseWalFileName, segmentNo, walFileName, type Lsn } from '../../src/common/lsn.js';
 import { Prng, randomSeed } from '../../src/common/prng.js';
 import type { RemoteStorage } from '../../src/remote/remoteStorage.js';
 import { backupCluster, openClusterStore, restoreCluster } from '../../src/local/backupLocal.js';
@@ -139,6 +139,8 @@ beforeAll(async () => {
   // backup_lsn move and retention may remove WAL below them.
   mkdirSync(cluster.defaultBucketDir, { recursive: true });
   cluster.config.remote_storage = { url: `file://${cluster.defaultBucketDir}`, flags: { 'grace-ms': '300' } };
+  // and little WAL kept on the members: offloaded segments leave their disks, so some WAL a restore needs is only in the bucket
+  cluster.config.safekeeper_args = ['--wal-keep-size', '16MB'];
   cluster.saveConfig();
   await cluster.start();
   store = await openClusterStore(cluster);
@@ -176,6 +178,12 @@ test('restore to latest after the primary and its volume are lost under load: ev
       await admin.query('SELECT pg_switch_wal()');
     }
     await until('the bucket to hold WAL written after the backup', 90_000, async () => segmentNo(await maxBackupLsn()) > backupStopSeg + 1n);
+    // the segment the restore starts from is then in the bucket and on no member's disk
+    const startSegment = walFileName(firstBackup.pg_timeline, segmentNo(parseLsn(firstBackup.start_lsn)));
+    await until(`segment ${startSegment} to be only in the bucket`, 60_000, async () => {
+      const onDisk = cluster.config.safekeepers.some((sk) => existsSync(join(cluster.baseDir, 'safekeepers', `sk${sk.id}`, 'tenants', tenantId, originalTimeline, startSegment)));
+      return !onDisk && (await store.head(`tenants/${tenantId}/${originalTimeline}/wal/${startSegment}`)) !== null;
+    });
     const seen = record.acknowledged.size;
     await until('a tail of acknowledged rows after the last offloaded segment', 60_000, async () => record.acknowledged.size >= seen + 100);
     await admin.end();
