@@ -292,7 +292,7 @@ async function runAndKill(args: string[], killWhen: () => Promise<boolean>): Pro
         await exited;
         return 'killed';
       }
-      await sleep(20);
+      await sleep(5);
     }
     const code = await exited;
     if (code !== 0) throw new Error(`walkeeper ${args[0]} failed (exit ${code}): ${stderr}`);
@@ -327,11 +327,13 @@ test(`kill -9 of a backup or a restore at seeded points (seed ${seed}): no backu
   const datadir = join(scratch, 'data');
   const staging = join(scratch, '.data.restoring');
   const restoreArgs = ['restore', ...storeFlags, '--datadir', datadir, '--safekeepers', cluster.safekeeperPgAddresses.join(',')];
-  const killAtEntries = prng.int(1, 20);
+  const killAtEntries = prng.int(0, 8);
   const bucketBefore = await bucketSnapshot();
-  await runAndKill(restoreArgs, async () => existsSync(staging) && readdirSync(staging).length >= killAtEntries);
+  const first = await runAndKill(restoreArgs, async () => existsSync(staging) && readdirSync(staging).length >= killAtEntries);
   await expectBucketUnchanged(bucketBefore);
-  expect(await runAndKill(restoreArgs, async () => false)).toBe('finished');
+  // killed: the target was never touched, and a plain retry succeeds; a restore that won the race is complete, and replacing it needs --force
+  expect(existsSync(datadir)).toBe(first === 'finished');
+  expect(await runAndKill(first === 'killed' ? restoreArgs : [...restoreArgs, '--force'], async () => false)).toBe('finished');
   expect(existsSync(staging)).toBe(false);
   for (const f of ['PG_VERSION', 'backup_label', 'standby.signal', 'global/pg_control']) expect(existsSync(join(datadir, f))).toBe(true);
   expect(readFileSync(join(datadir, 'postgresql.auto.conf'), 'utf8')).toMatch(/restore_command = .*wal-fetch/);
@@ -436,4 +438,21 @@ test('point-in-time restore: rows before the target are there, rows after are no
   // and the original timeline's WAL in the bucket is as it was
   const originalAfter = new Map((await store.list(walPrefix)).map((o) => [o.key, o.sha256]));
   for (const o of originalWal) expect(originalAfter.get(o.key)).toBe(o.sha256);
+});
+
+test('a target time after the newest WAL but not in the future is found during replay: a clear error, nothing changed in the bucket or on the safekeepers', async () => {
+  // Given a backup of the branch, and a target after it and after the branch's last commit
+  await backupCluster(cluster, { partSize: 1024 * 1024 });
+  const c = await pgConnect(cluster.config.postgres.port);
+  const lastCommit = Number((await c.query<{ ms: string }>(`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint::text AS ms`)).rows[0].ms);
+  await c.end();
+  await until('the server clock to pass the last commit', 10_000, async () => Date.now() > lastCommit + 2);
+  const target = new Date(Math.min(Date.now(), lastCommit + 1));
+  await cluster.stopProposer(); // the safekeepers' state is still from here on
+  const bucketBefore = await bucketSnapshot();
+  const membersBefore = await safekeeperSnapshot(cluster.config.timeline_id);
+  // When restored to it, Then replay reaches the quorum's commit LSN without the target
+  await expect(restoreCluster(cluster, { kind: 'time', time: target }, { force: true })).rejects.toThrow(/is after the newest WAL: every committed transaction \(up to [0-9A-F]+\/[0-9A-F]+\) was replayed without reaching it/);
+  await expectBucketUnchanged(bucketBefore);
+  expect(await safekeeperSnapshot(cluster.config.timeline_id)).toEqual(membersBefore);
 });
