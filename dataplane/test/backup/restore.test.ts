@@ -439,20 +439,3 @@ test('point-in-time restore: rows before the target are there, rows after are no
   const originalAfter = new Map((await store.list(walPrefix)).map((o) => [o.key, o.sha256]));
   for (const o of originalWal) expect(originalAfter.get(o.key)).toBe(o.sha256);
 });
-
-test('a target time after the newest WAL but not in the future is found during replay: a clear error, nothing changed in the bucket or on the safekeepers', async () => {
-  // Given a backup of the branch, and a target after it and after the branch's last commit
-  await backupCluster(cluster, { partSize: 1024 * 1024 });
-  const c = await pgConnect(cluster.config.postgres.port);
-  const lastCommit = Number((await c.query<{ ms: string }>(`SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint::text AS ms`)).rows[0].ms);
-  await c.end();
-  await until('the server clock to pass the last commit', 10_000, async () => Date.now() > lastCommit + 2);
-  const target = new Date(Math.min(Date.now(), lastCommit + 1));
-  await cluster.stopProposer(); // the safekeepers' state is still from here on
-  const bucketBefore = await bucketSnapshot();
-  const membersBefore = await safekeeperSnapshot(cluster.config.timeline_id);
-  // When restored to it, Then replay reaches the quorum's commit LSN without the target
-  await expect(restoreCluster(cluster, { kind: 'time', time: target }, { force: true })).rejects.toThrow(/is after the newest WAL: every committed transaction \(up to [0-9A-F]+\/[0-9A-F]+\) was replayed without reaching it/);
-  await expectBucketUnchanged(bucketBefore);
-  expect(await safekeeperSnapshot(cluster.config.timeline_id)).toEqual(membersBefore);
-});
