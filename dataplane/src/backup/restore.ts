@@ -187,6 +187,8 @@ async function extractParts(o: RestoreOptions, backup: BackupManifest, dir: stri
     tar.once('close', resolve);
   });
   exited.catch(() => undefined);
+  // tar exiting early (a directory it may not enter, a full disk) is reported with its own words below
+  tar.stdin.on('error', () => undefined);
   const gunzip = createGunzip();
   gunzip.pipe(tar.stdin);
   const gunzipDone = new Promise<void>((resolve, reject) => {
@@ -203,11 +205,12 @@ async function extractParts(o: RestoreOptions, backup: BackupManifest, dir: stri
       if (!body) throw new RestoreError(`base backup ${backup.backup_id} is damaged: part ${p.name} is missing from ${o.store.url}`);
       const sha = createHash('sha256').update(body).digest('hex');
       if (sha !== p.sha256) throw new RestoreError(`base backup ${backup.backup_id} is damaged: part ${p.name} has sha256 ${sha}, the manifest says ${p.sha256}`);
+      if (tar.exitCode !== null) break;
       if (!gunzip.write(body)) await new Promise((r) => gunzip.once('drain', r));
     }
     gunzip.end();
-    await gunzipDone;
     const code = await exited;
+    if (code === 0) await gunzipDone;
     if (code !== 0) throw new RestoreError(`tar -x of base backup ${backup.backup_id} failed (exit ${code}): ${stderr.trim()}`);
   } catch (err) {
     tar.kill('SIGKILL');
@@ -230,7 +233,8 @@ function configureRecovery(o: RestoreOptions, dataDir: string): void {
     primary_slot_name: quote(''),
     recovery_target_timeline: quote('latest'),
   };
-  if (o.target.kind === 'time') settings.recovery_target_time = quote(o.target.time.toISOString());
+  // PostgreSQL's timestamp input, not ISO 8601's T and Z, which recovery_target_time refuses
+  if (o.target.kind === 'time') settings.recovery_target_time = quote(o.target.time.toISOString().replace('T', ' ').replace('Z', '+00'));
   if (o.target.kind === 'lsn') settings.recovery_target_lsn = quote(formatLsn(o.target.lsn));
   if (o.target.kind !== 'latest') settings.recovery_target_action = quote('promote');
   const auto = join(dataDir, 'postgresql.auto.conf');

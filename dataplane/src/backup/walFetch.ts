@@ -4,6 +4,7 @@
 import { rename, writeFile } from 'node:fs/promises';
 import type { RemoteStorage } from '../remote/remoteStorage.js';
 import { walObjectKey } from '../remote/remoteStorage.js';
+import { WALKEEPER_JS } from '../local/process.js';
 
 const WAL_OR_HISTORY = /^[0-9A-F]{24}(\.partial)?$|^[0-9A-F]{8}\.history$/;
 
@@ -15,4 +16,20 @@ export async function fetchWalFile(store: RemoteStorage, tenantId: string, timel
   await writeFile(tmp, body);
   await rename(tmp, destination);
   return 'fetched';
+}
+
+/** The S3 options wal-fetch takes (names without `--remote-storage-`); credentials are never among them. */
+const FETCH_OPTIONS = ['endpoint', 'region', 'path-style', 'checksum'];
+
+/**
+ * The restore_command of a restored server: this same binary's wal-fetch with the bucket's URL
+ * and non-secret options. S3 credentials are never written into postgresql.auto.conf:
+ * PostgreSQL hands its own environment (AWS_ACCESS_KEY_ID, ...) to the command.
+ */
+export function walFetchCommand(remote: { url: string; flags: Record<string, string> }, tenantId: string, timelineId: string): string {
+  const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+  const args = [process.execPath, WALKEEPER_JS, 'wal-fetch', '--remote-storage', remote.url];
+  for (const name of FETCH_OPTIONS) if (remote.flags[name] !== undefined && remote.flags[name] !== '') args.push(`--remote-storage-${name}`, remote.flags[name]);
+  args.push('--tenant-id', tenantId, '--timeline-id', timelineId);
+  return `${args.map(sh).join(' ')} %f %p`;
 }

@@ -9,13 +9,12 @@ import { assertValidId } from '../common/ids.js';
 import { parseConnInfo } from '../common/conninfo.js';
 import { parseLsn } from '../common/lsn.js';
 import { findPgBinDir, postgresIdentity } from '../local/postgres.js';
-import { WALKEEPER_JS } from '../local/process.js';
 import { openRemoteStorage, parseRemoteStorageUrl, type RemoteStorageConfig } from '../remote/url.js';
 import type { RemoteStorage } from '../remote/remoteStorage.js';
 import { createBackup, DEFAULT_PART_SIZE } from '../backup/create.js';
 import { applyRetention, deleteBackup, listBackups } from '../backup/catalog.js';
 import { restoreBackup, type RestoreTarget } from '../backup/restore.js';
-import { fetchWalFile } from '../backup/walFetch.js';
+import { fetchWalFile, walFetchCommand } from '../backup/walFetch.js';
 import { parseSizeFlag } from './flags.js';
 
 export interface StoreFlags {
@@ -74,18 +73,11 @@ async function withStore<T>(o: StoreFlags, fn: (store: RemoteStorage) => Promise
 
 const progress = (line: string) => process.stderr.write(`walkeeper: ${line}\n`);
 
-/**
- * The restore_command for a restored server: this same binary's wal-fetch with the bucket's
- * URL and non-secret options. S3 credentials are never written into postgresql.auto.conf:
- * PostgreSQL passes its own environment (AWS_ACCESS_KEY_ID, ...) to the command.
- */
-export function walFetchCommand(o: StoreFlags, tenantId: string, timelineId: string): string {
-  const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
-  const args = [process.execPath, WALKEEPER_JS, 'wal-fetch', '--remote-storage', o.remoteStorage!];
+function fetchFlags(o: StoreFlags): Record<string, string> {
+  const out: Record<string, string> = {};
   const opt: [string, string | boolean | undefined][] = [['endpoint', o.remoteStorageEndpoint], ['region', o.remoteStorageRegion], ['path-style', o.remoteStoragePathStyle], ['checksum', o.remoteStorageChecksum]];
-  for (const [name, v] of opt) if (v !== undefined && v !== '') args.push(`--remote-storage-${name}`, String(v));
-  args.push('--tenant-id', tenantId, '--timeline-id', timelineId);
-  return `${args.map(sh).join(' ')} %f %p`;
+  for (const [name, v] of opt) if (v !== undefined && v !== '') out[name] = String(v);
+  return out;
 }
 
 export function parseTarget(o: { targetTime?: string; targetLsn?: string }): RestoreTarget {
@@ -160,7 +152,7 @@ export function addBackupCommands(program: Command): void {
       const plan = await withStore(o, (store) => restoreBackup({
         store, tenantId, timelineId, datadir: resolve(o.datadir!), target, binDir: findPgBinDir(),
         safekeepers: (o.safekeepers ?? '').split(',').map((s) => s.trim()).filter(Boolean),
-        restoreCommand: walFetchCommand(o, tenantId, timelineId), force: o.force, runAs: postgresIdentity(), log: progress,
+        restoreCommand: walFetchCommand({ url: o.remoteStorage!, flags: fetchFlags(o) }, tenantId, timelineId), force: o.force, runAs: postgresIdentity(), log: progress,
       }));
       if (o.json) return console.log(JSON.stringify({ backup_id: plan.backup.backup_id, datadir: plan.datadir, target: plan.target, promote: plan.promote }, null, 2));
       console.log(`restored base backup ${plan.backup.backup_id} into ${plan.datadir} (target ${plan.target}).`);

@@ -9,6 +9,10 @@ import { table } from './table.js';
 import { newId, assertValidId } from '../common/ids.js';
 import { parseLsn } from '../common/lsn.js';
 import { signToken, type Claims } from '../auth/jwt.js';
+import { backupCluster, openClusterStore, restoreCluster, restoreDataDir } from '../local/backupLocal.js';
+import { deleteBackup, listBackups } from '../backup/catalog.js';
+import { parseTarget } from './backupCommands.js';
+import { parseSizeFlag } from './flags.js';
 
 const program = new Command('walctl')
   .description('manage a local walkeeper cluster and talk to safekeepers')
@@ -213,6 +217,66 @@ program
     const claims: Claims = opts.scope === 'admin' ? { scope: 'admin' } : { scope: 'tenant', tenant_id: opts.tenantId };
     if (claims.scope === 'tenant') assertValidId('tenant_id', opts.tenantId);
     console.log(await signToken(readFileSync(opts.privateKey), claims, opts.expiresIn));
+  });
+
+const backup = program.command('backup').description('base backups of the local cluster in its bucket');
+backup
+  .command('create')
+  .description('take a base backup of the local primary (pg_basebackup, gzip, parts, manifest last)')
+  .option('--part-size <size>', 'size of each uploaded part', '64MB')
+  .option('--json', 'print JSON')
+  .action(async (opts: { partSize: string; json?: boolean }) => {
+    const m = await backupCluster(LocalCluster.load(baseDir()), { partSize: Number(parseSizeFlag('part-size', opts.partSize)), log: progress });
+    console.log(opts.json ? JSON.stringify(m, null, 2) : `backup ${m.backup_id} complete: WAL ${m.start_lsn}..${m.stop_lsn}, ${m.compressed_bytes} bytes`);
+  });
+backup
+  .command('list')
+  .description('complete backups (oldest first) and incomplete ones with why')
+  .option('--json', 'print JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const cluster = LocalCluster.load(baseDir());
+    const store = await openClusterStore(cluster);
+    try {
+      const catalog = await listBackups(store, cluster.config.tenant_id, cluster.config.timeline_id);
+      if (opts.json) return console.log(JSON.stringify(catalog, null, 2));
+      console.log(table(['BACKUP', 'STATE', 'START LSN', 'STOP LSN', 'STOP TIME', 'BYTES'], [
+        ...catalog.complete.map((m) => [m.backup_id, 'complete', m.start_lsn, m.stop_lsn, m.stop_time, String(m.compressed_bytes)]),
+        ...catalog.incomplete.map((b) => [b.backup_id, `INCOMPLETE (${b.reason})`, '-', '-', '-', String(b.bytes)]),
+      ]));
+    } finally {
+      await store.close();
+    }
+  });
+backup
+  .command('delete <backup_id>')
+  .description('delete one backup (manifest first)')
+  .action(async (id: string) => {
+    const cluster = LocalCluster.load(baseDir());
+    const store = await openClusterStore(cluster);
+    try {
+      const r = await deleteBackup(store, cluster.config.tenant_id, cluster.config.timeline_id, id);
+      console.log(`deleted backup ${id} (${r.deleted} objects)`);
+    } finally {
+      await store.close();
+    }
+  });
+
+program
+  .command('restore')
+  .description('rebuild the local primary from the newest base backup before the target, bucket WAL and the safekeepers\' tail')
+  .option('--target-time <time>', 'point in time (ISO 8601); default: latest, every committed transaction')
+  .option('--target-lsn <lsn>', 'LSN X/X to recover to')
+  .option('--force', 'replace a non-empty data directory')
+  .option('--datadir <dir>', 'only rebuild this data directory (configured to recover), leaving the running cluster alone')
+  .action(async (opts: { targetTime?: string; targetLsn?: string; force?: boolean; datadir?: string }) => {
+    const cluster = LocalCluster.load(baseDir());
+    if (opts.datadir) {
+      const plan = await restoreDataDir(cluster, parseTarget(opts), resolve(opts.datadir), { force: opts.force, log: progress });
+      console.log(`restored base backup ${plan.backup.backup_id} into ${plan.datadir} (target ${plan.target}); start PostgreSQL on it ${plan.promote === 'by-proposer' ? 'with a proposer started with --promote' : '(it promotes at the target)'}`);
+      return;
+    }
+    const r = await restoreCluster(cluster, parseTarget(opts), { force: opts.force, log: progress });
+    console.log(`restored from base backup ${r.plan.backup.backup_id} to ${r.plan.target}: PostgreSQL timeline ${r.pgTimeline}, walkeeper timeline ${r.timelineId}`);
   });
 
 interface ComponentStatus {

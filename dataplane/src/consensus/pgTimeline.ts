@@ -112,6 +112,18 @@ export function validatePgTimelineHistory(history: PgTimelineHistory, historyFil
   }
 }
 
+/**
+ * The timeline whose name a WAL segment file carries, as PostgreSQL names it: the newest
+ * timeline that began before the segment's end (the segment holding a switchpoint is the new
+ * timeline's file; the parent's copy of it ends at the switch and is only ever partial).
+ */
+export function pgTimelineOfSegment(history: PgTimelineHistory, segStartLsn: Lsn, segSize: number): number {
+  if (history.length === 0) throw new Error('empty PostgreSQL timeline history');
+  let tli = history[0].tli;
+  for (const e of history) if (e.startLsn < segStartLsn + BigInt(segSize)) tli = e.tli;
+  return tli;
+}
+
 export function currentPgTimeline(history: PgTimelineHistory): PgTimelineEntry {
   const last = history.at(-1);
   if (!last) throw new Error('empty PostgreSQL timeline history');

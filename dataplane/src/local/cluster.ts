@@ -30,8 +30,13 @@ export interface LocalClusterConfig {
    * without the prefix, e.g. `endpoint`, `grace-ms`).
    */
   remote_storage?: { url: string; flags?: Record<string, string> } | null;
+<<<<<<< HEAD
   /** More safekeeper flags, name without `--` (e.g. `wal-keep-size`), on every (re)start. */
   safekeeper_flags?: Record<string, string>;
+=======
+  /** extra flags for every safekeeper, e.g. `["--wal-keep-size", "16MB"]` */
+  safekeeper_args?: string[];
+>>>>>>> backup
 }
 
 export interface InitOptions {
@@ -141,6 +146,11 @@ export class LocalCluster {
     return `host=${host} port=${this.safekeeperAddr(id).pg_port} user=postgres options='-c tenant_id=${c.tenant_id} -c timeline_id=${c.timeline_id}'`;
   }
 
+  /** host:port of every member's Postgres-protocol port, as the proposer and restores take them */
+  get safekeeperPgAddresses(): string[] {
+    return this.config.safekeepers.map((s) => `${this.config.host}:${s.pg_port}`);
+  }
+
   get proposerUrl(): string {
     return `http://${this.config.host}:${this.config.proposer.http_port}`;
   }
@@ -196,12 +206,17 @@ export class LocalCluster {
       'safekeeper', '--id', String(id), '--datadir', datadir,
       '--listen-pg', `${host}:${sk.pg_port}`, '--listen-http', `${host}:${sk.http_port}`,
       ...this.remoteStorageArgs(),
+<<<<<<< HEAD
       ...Object.entries(this.config.safekeeper_flags ?? {}).flatMap(([name, value]) => [`--${name}`, value]),
     ];
   }
 
   async startSafekeeper(id: number): Promise<void> {
     this.safekeeperProcess(id).start(this.safekeeperArgs(id));
+=======
+      ...(this.config.safekeeper_args ?? []),
+    ]);
+>>>>>>> backup
     await waitFor(`safekeeper ${id} to become ready`, 30_000, async () => (await httpGet(`${this.httpUrl(id)}/readyz`)).status === 200, () => this.safekeeperProcess(id).running, this.safekeeperProcess(id).logFile);
   }
 
@@ -229,13 +244,15 @@ export class LocalCluster {
     await this.postgres.start();
   }
 
-  async startProposer(): Promise<void> {
-    const sks = this.config.safekeepers.map((s) => `${this.config.host}:${s.pg_port}`).join(',');
+  /** `promote`: PostgreSQL is a standby following a safekeeper (a failover or a restore); the proposer promotes it once it holds the quorum. */
+  async startProposer(opts: { promote?: boolean } = {}): Promise<void> {
+    const sks = this.safekeeperPgAddresses.join(',');
     this.proposerProcess.start([
       'proposer',
       '--pg', `host=${this.config.host} port=${this.config.postgres.port} user=postgres dbname=postgres`,
       '--safekeepers', sks, '--tenant', this.config.tenant_id, '--timeline', this.config.timeline_id,
       '--listen-http', `${this.config.host}:${this.config.proposer.http_port}`,
+      ...(opts.promote ? ['--promote'] : []),
     ]);
     await waitFor('the proposer HTTP API', 30_000, async () => (await httpGet(`${this.proposerUrl}/v1/status`)).status === 200, () => this.proposerProcess.running, this.proposerProcess.logFile);
   }

@@ -7,6 +7,7 @@ import { formatLsn, walFileName, type Lsn } from '../common/lsn.js';
 import { walObjectKey, type RemoteStorage } from '../remote/remoteStorage.js';
 import { StorageError } from '../storage/errors.js';
 import type { Timeline } from './timeline.js';
+import { pgTimelineOfSegment } from '../consensus/pgTimeline.js';
 
 const CACHED_SEGMENTS = 2;
 
@@ -24,7 +25,7 @@ export class RemoteWalReader {
     const s = this.tl.snapshot();
     const seg = BigInt(s.walSegSize);
     const segNo = start / seg;
-    const body = await this.segment(segNo, s.pgTimeline, s.walSegSize);
+    const body = await this.segment(segNo, pgTimelineOfSegment(s.pgTimelineHistory, segNo * seg, s.walSegSize), s.walSegSize);
     const off = Number(start % seg);
     return body.subarray(off, Math.min(body.length, off + Math.max(0, maxBytes)));
   }

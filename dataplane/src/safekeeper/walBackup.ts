@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { formatLsn, maxLsn, segmentStart, walFileName, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
 import type { SafekeeperMetrics } from '../http/metrics.js';
-import { currentPgTimeline } from '../consensus/pgTimeline.js';
+import { currentPgTimeline, pgTimelineOfSegment } from '../consensus/pgTimeline.js';
 import { isRemoteStorageError, walObjectKey, type RemoteStorage } from '../remote/remoteStorage.js';
 import { sha256Hex } from '../remote/fileStore.js';
 import type { Registry } from './registry.js';
@@ -179,7 +179,7 @@ class TimelineOffloader {
         return undefined;
       }
       const segNo = segStartLsn / seg;
-      const name = walFileName(s.pgTimeline, segNo, s.walSegSize);
+      const name = walFileName(pgTimelineOfSegment(s.pgTimelineHistory, segStartLsn, s.walSegSize), segNo, s.walSegSize);
       const key = walObjectKey(this.tl.tenantId, this.tl.timelineId, name);
 
       if (segStartLsn < localStart) {

@@ -7,6 +7,7 @@ import {
   parseHistoryFile,
   pgTimelineEnd,
   pgTimelineHistoryOf,
+  pgTimelineOfSegment,
   PgTimelineError,
   type PgTimelineHistory,
 } from '../../src/consensus/pgTimeline.js';
@@ -101,5 +102,23 @@ describe('the acceptor\'s timeline switch rule', () => {
 
   it('refuses a malformed history file', () => {
     expect(errorCode(() => applyPgTimeline(tli1, '', { tli: 2, startLsn: 0n, historyFile: 'garbage\n' }, 0n))).toBe('invalid_history_file');
+  });
+});
+
+describe('pgTimelineOfSegment: the timeline a segment file is named after', () => {
+  const seg = 16 * 1024 * 1024;
+  const history = [{ tli: 1, startLsn: 0n }, { tli: 2, startLsn: 0x5007970n }, { tli: 3, startLsn: 0xa000000n }];
+  test('a segment wholly before the first switch is the first timeline\'s', () => {
+    expect(pgTimelineOfSegment(history, 0x4000000n, seg)).toBe(1);
+  });
+  test('the segment holding a switchpoint is named after the new timeline, as PostgreSQL names it', () => {
+    expect(pgTimelineOfSegment(history, 0x5000000n, seg)).toBe(2);
+  });
+  test('a switch exactly at a segment boundary leaves the segment before it to the parent', () => {
+    expect(pgTimelineOfSegment(history, 0x9000000n, seg)).toBe(2);
+    expect(pgTimelineOfSegment(history, 0xa000000n, seg)).toBe(3);
+  });
+  test('a history that starts later (a branch) names everything after its first timeline', () => {
+    expect(pgTimelineOfSegment([{ tli: 3, startLsn: 0xa000000n }], 0xa000000n, seg)).toBe(3);
   });
 });
