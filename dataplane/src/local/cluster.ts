@@ -30,13 +30,8 @@ export interface LocalClusterConfig {
    * without the prefix, e.g. `endpoint`, `grace-ms`).
    */
   remote_storage?: { url: string; flags?: Record<string, string> } | null;
-<<<<<<< HEAD
   /** More safekeeper flags, name without `--` (e.g. `wal-keep-size`), on every (re)start. */
   safekeeper_flags?: Record<string, string>;
-=======
-  /** extra flags for every safekeeper, e.g. `["--wal-keep-size", "16MB"]` */
-  safekeeper_args?: string[];
->>>>>>> backup
 }
 
 export interface InitOptions {
@@ -206,17 +201,12 @@ export class LocalCluster {
       'safekeeper', '--id', String(id), '--datadir', datadir,
       '--listen-pg', `${host}:${sk.pg_port}`, '--listen-http', `${host}:${sk.http_port}`,
       ...this.remoteStorageArgs(),
-<<<<<<< HEAD
       ...Object.entries(this.config.safekeeper_flags ?? {}).flatMap(([name, value]) => [`--${name}`, value]),
     ];
   }
 
   async startSafekeeper(id: number): Promise<void> {
     this.safekeeperProcess(id).start(this.safekeeperArgs(id));
-=======
-      ...(this.config.safekeeper_args ?? []),
-    ]);
->>>>>>> backup
     await waitFor(`safekeeper ${id} to become ready`, 30_000, async () => (await httpGet(`${this.httpUrl(id)}/readyz`)).status === 200, () => this.safekeeperProcess(id).running, this.safekeeperProcess(id).logFile);
   }
 

@@ -140,7 +140,7 @@ beforeAll(async () => {
   mkdirSync(cluster.defaultBucketDir, { recursive: true });
   cluster.config.remote_storage = { url: `file://${cluster.defaultBucketDir}`, flags: { 'grace-ms': '300' } };
   // and little WAL kept on the members: offloaded segments leave their disks, so some WAL a restore needs is only in the bucket
-  cluster.config.safekeeper_args = ['--wal-keep-size', '16MB'];
+  cluster.config.safekeeper_flags = { 'wal-keep-size': '16MB' };
   cluster.saveConfig();
   await cluster.start();
   store = await openClusterStore(cluster);
