@@ -9,7 +9,8 @@ import { assertValidId } from '../common/ids.js';
 import { parseConnInfo } from '../common/conninfo.js';
 import { parseLsn } from '../common/lsn.js';
 import { findPgBinDir, postgresIdentity } from '../local/postgres.js';
-import { openRemoteStorage, parseRemoteStorageUrl, type RemoteStorageConfig } from '../remote/url.js';
+import { openRemoteStorage, type RemoteStorageConfig } from '../remote/url.js';
+import { addRemoteStorageFlags, remoteStorageConfig, type RemoteStorageFlags } from './remoteStorageFlags.js';
 import type { RemoteStorage } from '../remote/remoteStorage.js';
 import { createBackup, DEFAULT_PART_SIZE } from '../backup/create.js';
 import { applyRetention, deleteBackup, listBackups } from '../backup/catalog.js';
@@ -17,43 +18,23 @@ import { restoreBackup, type RestoreTarget } from '../backup/restore.js';
 import { fetchWalFile, walFetchCommand } from '../backup/walFetch.js';
 import { parseSizeFlag } from './flags.js';
 
-export interface StoreFlags {
-  remoteStorage?: string;
-  remoteStorageEndpoint?: string;
-  remoteStorageRegion?: string;
-  remoteStoragePathStyle?: string | boolean;
-  remoteStorageChecksum?: string;
-  remoteStorageAccessKeyId?: string;
-  remoteStorageSecretAccessKey?: string;
+export interface StoreFlags extends RemoteStorageFlags {
   tenantId?: string;
   timelineId?: string;
   json?: boolean;
 }
 
 function withStoreFlags(cmd: Command): Command {
-  return cmd
-    .addOption(flag('--remote-storage <url>', 'the bucket: s3://bucket/prefix or file:///dir (as the safekeepers\')'))
-    .addOption(flag('--remote-storage-endpoint <url>', 'S3 endpoint of an S3-compatible store'))
-    .addOption(flag('--remote-storage-region <region>', 'S3 region'))
-    .addOption(flag('--remote-storage-path-style <bool>', 'S3 path-style addressing: true or false'))
-    .addOption(flag('--remote-storage-checksum <mode>', 'S3 request checksums: when_supported or when_required'))
-    .addOption(flag('--remote-storage-access-key-id <id>', 'S3 access key id (else AWS_ACCESS_KEY_ID)'))
-    .addOption(flag('--remote-storage-secret-access-key <key>', 'S3 secret access key (else AWS_SECRET_ACCESS_KEY)'))
+  return addRemoteStorageFlags(cmd, 'the bucket: s3://bucket/prefix or file:///dir (the one the safekeepers offload to)')
     .addOption(flag('--tenant-id <id>', 'tenant id (32 hex)'))
     .addOption(flag('--timeline-id <id>', 'timeline id (32 hex)'))
     .option('--json', 'print JSON');
 }
 
 function storeConfig(o: StoreFlags): RemoteStorageConfig {
-  if (!o.remoteStorage) throw new Error('no --remote-storage given: the bucket the safekeepers offload to, s3://bucket/prefix or file:///dir');
-  return parseRemoteStorageUrl(o.remoteStorage, {
-    endpoint: o.remoteStorageEndpoint,
-    region: o.remoteStorageRegion,
-    pathStyle: o.remoteStoragePathStyle,
-    checksum: o.remoteStorageChecksum,
-    accessKeyId: o.remoteStorageAccessKeyId,
-    secretAccessKey: o.remoteStorageSecretAccessKey,
-  });
+  const config = remoteStorageConfig(o);
+  if (!config) throw new Error('no --remote-storage given: the bucket the safekeepers offload to, s3://bucket/prefix or file:///dir');
+  return config;
 }
 
 function ids(o: StoreFlags): { tenantId: string; timelineId: string } {
