@@ -29,6 +29,7 @@ import { readLedger } from '../../src/torture/restore.js';
 import { safekeeperTimeline } from '../../src/torture/env.js';
 import { destroyTestCluster, newTestCluster } from '../helpers/cluster.js';
 import { pgConnect } from '../helpers/pg.js';
+import { until } from '../helpers/until.js';
 
 jest.setTimeout(240_000);
 
@@ -40,21 +41,6 @@ let originalTimeline: string;
 let firstBackup: BackupManifest;
 const seed = Number(process.env.WALKEEPER_TEST_SEED ?? randomSeed());
 const prng = new Prng(seed);
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 /** Every object in the bucket with its checksum. */
 async function bucketSnapshot(): Promise<Map<string, string>> {

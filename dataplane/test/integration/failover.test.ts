@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { LocalCluster, httpGet } from '../../src/local/cluster.js';
 import { ManagedProcess } from '../../src/local/process.js';
-import { PostgresServer, sleep } from '../../src/local/postgres.js';
+import { PostgresServer } from '../../src/local/postgres.js';
 import { createStandby } from '../../src/local/standby.js';
 import { DEFAULT_WAL_SEG_SIZE, formatLsn, parseLsn, parseWalFileName, type Lsn } from '../../src/common/lsn.js';
 import { connectPg, PgServerError } from '../../src/protocol/pgClient.js';
 import { destroyTestCluster, freePortBase, newTestCluster, readRange } from '../helpers/cluster.js';
 import { safekeeperTimeline, type TimelineStatus } from '../../src/torture/env.js';
 import { pgConnect } from '../helpers/pg.js';
+import { until } from '../helpers/until.js';
 
 jest.setTimeout(240_000);
 
@@ -43,21 +44,6 @@ async function timelineOn(id: number): Promise<TimelineStatus> {
 async function proposer2Status(): Promise<Record<string, unknown> | undefined> {
   const r = await httpGet(`http://127.0.0.1:${ports + 5}/v1/status`).catch(() => undefined);
   return r?.status === 200 ? (JSON.parse(r.text) as Record<string, unknown>) : undefined;
-}
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
 function psql(server: PostgresServer, sql: string): string | undefined {

@@ -17,11 +17,11 @@ import { promisify } from 'node:util';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalCluster } from '../../src/local/cluster.js';
-import { httpGet, waitFor } from '../../src/local/cluster.js';
+import { waitFor } from '../../src/local/cluster.js';
 import { DEFAULT_WAL_SEG_SIZE, formatLsn, parseLsn, segmentStart, walFileName, type Lsn } from '../../src/common/lsn.js';
 import { FileStore } from '../../src/remote/fileStore.js';
 import { walObjectKey } from '../../src/remote/remoteStorage.js';
-import { newTestCluster, destroyTestCluster, initArchivingPrimary, readRange } from '../helpers/cluster.js';
+import { newTestCluster, destroyTestCluster, initArchivingPrimary, readRange, timelineStatus } from '../helpers/cluster.js';
 import { currentFlushLsn, pgConnect } from '../helpers/pg.js';
 
 const run = promisify(execFile);
@@ -48,20 +48,7 @@ let bucket: FileStore;
 let archiveDir: string;
 let timelineStart: Lsn;
 
-interface TimelineJson {
-  commit_lsn: string;
-  flush_lsn: string;
-  timeline_start_lsn: string;
-  local_start_lsn: string;
-  backup_lsn: string;
-}
-
-async function status(id: number): Promise<TimelineJson> {
-  const c = cluster.config;
-  const r = await httpGet(`${cluster.httpUrl(id)}/v1/tenants/${c.tenant_id}/timelines/${c.timeline_id}`);
-  if (r.status !== 200) throw new Error(`safekeeper ${id}: ${r.status} ${r.text}`);
-  return JSON.parse(r.text) as TimelineJson;
-}
+const status = (id: number) => timelineStatus(cluster, id);
 
 function skDataDir(id: number): string {
   return join(cluster.baseDir, 'safekeepers', `sk${id}`);

@@ -10,7 +10,7 @@ import { jest } from '@jest/globals';
 import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalCluster } from '../../src/local/cluster.js';
-import { httpGet, waitFor } from '../../src/local/cluster.js';
+import { waitFor } from '../../src/local/cluster.js';
 import { sleep } from '../../src/local/postgres.js';
 import { DEFAULT_WAL_SEG_SIZE, formatLsn, parseLsn, parseWalFileName, segmentStart, walFileName } from '../../src/common/lsn.js';
 import { Prng } from '../../src/common/prng.js';
@@ -21,7 +21,7 @@ import { LedgerRecord } from '../../src/torture/ledger.js';
 import { Workload } from '../../src/torture/workload.js';
 import { prepareLedger, sql, verifyLedger, waitForCommit } from '../../src/chaos/ledgerCheck.js';
 import type { BaseBackup } from '../../src/torture/restore.js';
-import { newTestCluster, destroyTestCluster, freePortBase, initArchivingPrimary } from '../helpers/cluster.js';
+import { newTestCluster, destroyTestCluster, freePortBase, initArchivingPrimary, timelineStatus } from '../helpers/cluster.js';
 
 jest.setTimeout(420_000);
 
@@ -37,20 +37,7 @@ let stopSwitching = false;
 let switching: Promise<void> | undefined;
 const record = new LedgerRecord();
 
-interface TimelineJson {
-  commit_lsn: string;
-  flush_lsn: string;
-  timeline_start_lsn: string;
-  local_start_lsn: string;
-  backup_lsn: string;
-}
-
-async function status(id: number): Promise<TimelineJson> {
-  const c = cluster.config;
-  const r = await httpGet(`${cluster.httpUrl(id)}/v1/tenants/${c.tenant_id}/timelines/${c.timeline_id}`);
-  if (r.status !== 200) throw new Error(`safekeeper ${id}: ${r.status} ${r.text}`);
-  return JSON.parse(r.text) as TimelineJson;
-}
+const status = (id: number) => timelineStatus(cluster, id);
 
 /** Completes a segment every few hundred ms, so that uploads and removals never stop. */
 async function switchSegments(): Promise<void> {

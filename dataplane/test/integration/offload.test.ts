@@ -16,7 +16,7 @@ import { DEFAULT_WAL_SEG_SIZE, formatLsn, parseLsn, segmentStart, walFileName, t
 import { openRemoteStorage, parseRemoteStorageUrl } from '../../src/remote/url.js';
 import { walObjectKey, type RemoteStorage } from '../../src/remote/remoteStorage.js';
 import { designatedUploader } from '../../src/safekeeper/walBackup.js';
-import { newTestCluster, destroyTestCluster, readRange } from '../helpers/cluster.js';
+import { newTestCluster, destroyTestCluster, readRange, timelineStatus } from '../helpers/cluster.js';
 import { currentFlushLsn, pgConnect } from '../helpers/pg.js';
 import { TestS3Server } from '../helpers/s3server.js';
 
@@ -30,30 +30,7 @@ let cluster: LocalCluster;
 let client: pg.Client;
 let bucket: RemoteStorage;
 
-interface OffloadStatus {
-  enabled: boolean;
-  state: string;
-  backup_lsn: string;
-  lag_bytes: string;
-  last_error: string | null;
-  last_error_code: string | null;
-  last_error_at: string | null;
-  last_success_at: string | null;
-}
-interface TimelineJson {
-  commit_lsn: string;
-  flush_lsn: string;
-  timeline_start_lsn: string;
-  backup_lsn: string;
-  offload: OffloadStatus;
-}
-
-async function status(id: number): Promise<TimelineJson> {
-  const c = cluster.config;
-  const r = await httpGet(`${cluster.httpUrl(id)}/v1/tenants/${c.tenant_id}/timelines/${c.timeline_id}`);
-  if (r.status !== 200) throw new Error(`safekeeper ${id}: ${r.status} ${r.text}`);
-  return JSON.parse(r.text) as TimelineJson;
-}
+const status = (id: number) => timelineStatus(cluster, id);
 
 /** Writes a little and switches segments n times; returns once every member knows it committed. */
 async function switchSegments(n: number): Promise<void> {

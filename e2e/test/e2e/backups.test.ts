@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { listBackups } from '@walkeeper/dataplane/backup/catalog';
 import { openRemoteStorage, parseRemoteStorageUrl } from '@walkeeper/dataplane/remote/url';
-import { Scenario, safekeeperYaml, waitFor } from './helpers.js';
+import { Scenario, safekeeperYaml, tenantYaml, waitFor } from './helpers.js';
 
 const s = new Scenario('bkp');
 
@@ -28,23 +28,7 @@ it('takes scheduled backups through the proposer and applies the retention', s.s
   fs.mkdirSync(bucket, { mode: 0o1777 });
   fs.chmodSync(bucket, 0o1777); // the safekeepers and the compute's proposer run as different users
   await s.applyOk(safekeeperYaml('main', 3, `  remoteStorage:\n    url: file://${bucket}\n`));
-  await s.applyOk(`apiVersion: walkeeper.io/v1alpha1
-kind: Tenant
-metadata:
-  name: demo
-spec:
-  safekeeperRef:
-    name: main
-  compute:
-    enabled: true
-    image: postgres:15
-    storage:
-      size: 1Gi
-  backup:
-    schedule: "* * * * *"
-    retention:
-      keep: 1
-`);
+  await s.applyOk(tenantYaml('demo', 'main', '  backup:\n    schedule: "* * * * *"\n    retention:\n      keep: 1\n'));
   await s.waitTenantReady('demo', 150);
   const client = await s.connect('demo');
   await client.query("CREATE TABLE ledger AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 20000) g");

@@ -53,7 +53,8 @@ spec:
     size: 1Gi
 ${extra}`;
 
-export const tenantYaml = (name: string, safekeeper = 'main') => `apiVersion: walkeeper.io/v1alpha1
+/** A Tenant with compute; `extra` is more of its spec, as YAML indented by two spaces. */
+export const tenantYaml = (name: string, safekeeper = 'main', extra = '') => `apiVersion: walkeeper.io/v1alpha1
 kind: Tenant
 metadata:
   name: ${name}
@@ -65,7 +66,7 @@ spec:
     image: postgres:15
     storage:
       size: 1Gi
-`;
+${extra}`;
 
 export const condition = (s: { conditions?: Condition[] } | undefined, type: string) => s?.conditions?.find((c) => c.type === type);
 

@@ -96,8 +96,7 @@ export async function reconcileTenant(ctx: ControllerContext, key: string): Prom
 
 /** The Tenant as stored now (the backup step may have written its status during this pass). */
 async function refetch(ctx: ControllerContext, found: TenantObject): Promise<TenantObject> {
-  const { namespace, name } = { namespace: found.metadata.namespace, name: found.metadata.name ?? '' };
-  return (await ctx.client.get<TenantObject>(kinds.Tenant, namespace, name)) ?? found;
+  return (await ctx.client.get<TenantObject>(kinds.Tenant, found.metadata.namespace, found.metadata.name ?? '')) ?? found;
 }
 
 function lowestBackupLsn(members: TenantMemberReport[]): string | undefined {
