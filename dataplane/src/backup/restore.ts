@@ -5,14 +5,14 @@
 // result is configured as a standby that fetches WAL from the bucket (restore_command) and
 // then streams the tail from the safekeepers (primary_conninfo); for a point in time it
 // stops there and promotes. PostgreSQL does the replay; this never runs it.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chownSync, existsSync, readdirSync, renameSync, rmSync, appendFileSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { assertValidId } from '../common/ids.js';
 import { formatLsn, parseLsn, type Lsn } from '../common/lsn.js';
-import { pgMajorVersion, type RunAs } from '../local/postgres.js';
+import type { RunAs } from '../local/postgres.js';
 import type { RemoteStorage } from '../remote/remoteStorage.js';
 import { connectPg } from '../protocol/pgClient.js';
 import { listBackups } from './catalog.js';
@@ -27,11 +27,16 @@ export interface RestoreOptions {
   timelineId: string;
   datadir: string;
   target: RestoreTarget;
-  binDir: string;
+  /** major version of the PostgreSQL server that will run the restored directory */
+  pgMajor: number;
   /** safekeepers' Postgres-protocol addresses host:port: the tail after the bucket streams from them */
   safekeepers: string[];
-  /** restore_command PostgreSQL runs for each WAL file (%f, %p), e.g. `walkeeper wal-fetch ...` */
-  restoreCommand: string;
+  /**
+   * restore_command PostgreSQL runs for each WAL file (%f, %p), e.g. `walkeeper wal-fetch ...`.
+   * Without one the standby streams all of its WAL from the safekeepers, which read what they
+   * removed back from the bucket (a stock postgres image has no walkeeper to run).
+   */
+  restoreCommand?: string;
   /** replace a non-empty datadir */
   force?: boolean;
   runAs?: RunAs;
@@ -88,9 +93,8 @@ export async function planRestore(o: RestoreOptions): Promise<RestorePlan> {
   if (quorum.systemId !== '0' && backup.system_identifier !== quorum.systemId) {
     throw new RestoreError(`base backup ${backup.backup_id} is of PostgreSQL system ${backup.system_identifier}, but the safekeepers' timeline ${o.timelineId} holds WAL of system ${quorum.systemId}: the bucket or the tenant/timeline is not the one these safekeepers serve`);
   }
-  const localMajor = pgMajorVersion(o.binDir);
-  if (pgMajorOf(backup.pg_version_num) !== localMajor) {
-    throw new RestoreError(`base backup ${backup.backup_id} is of PostgreSQL ${pgMajorOf(backup.pg_version_num)} (server_version_num ${backup.pg_version_num}), but ${o.binDir} is PostgreSQL ${localMajor}: restore with PostgreSQL ${pgMajorOf(backup.pg_version_num)}`);
+  if (pgMajorOf(backup.pg_version_num) !== o.pgMajor) {
+    throw new RestoreError(`base backup ${backup.backup_id} is of PostgreSQL ${pgMajorOf(backup.pg_version_num)} (server_version_num ${backup.pg_version_num}), but the server to run it is PostgreSQL ${o.pgMajor}: restore with PostgreSQL ${pgMajorOf(backup.pg_version_num)}`);
   }
   if (existsSync(o.datadir) && readdirSync(o.datadir).length > 0 && !o.force) {
     throw new RestoreError(`data directory ${o.datadir} is not empty: restore into an empty or absent directory, or pass --force to replace it`);
@@ -162,7 +166,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestorePlan> {
   try {
     log(`restore: base backup ${backup.backup_id} (${backup.parts.length} part(s), ${backup.compressed_bytes} bytes) into ${staging}`);
     await extractParts(o, backup, staging);
-    const sysid = controlSystemIdentifier(o.binDir, staging);
+    const sysid = controlSystemIdentifier(staging);
     if (sysid !== backup.system_identifier) {
       throw new RestoreError(`base backup ${backup.backup_id}: the extracted pg_control has system identifier ${sysid}, the manifest says ${backup.system_identifier}`);
     }
@@ -175,6 +179,38 @@ export async function restoreBackup(o: RestoreOptions): Promise<RestorePlan> {
   }
   log(`restore: ${o.datadir} holds base backup ${backup.backup_id}, configured to recover to ${plan.target}`);
   return plan;
+}
+
+/** What bootstrapping a compute's data directory did. */
+export type BootstrapOutcome =
+  /** the directory already holds a cluster: PostgreSQL starts on it as it is */
+  | { kind: 'existing' }
+  /** the safekeepers never saw a system on this timeline and there is no backup: initdb may run */
+  | { kind: 'fresh' }
+  | { kind: 'restored'; plan: RestorePlan };
+
+/**
+ * The compute's start when its volume may be new (a deleted PVC, an empty disk): an empty data
+ * directory is rebuilt from the newest backup to the quorum's latest commit instead of being
+ * handed to initdb, because a new system's WAL would be refused by the safekeepers and every
+ * acknowledged commit would be stranded on them. Only a timeline that never held a system gets
+ * initdb.
+ */
+export async function bootstrapDataDir(o: RestoreOptions): Promise<BootstrapOutcome> {
+  if (existsSync(join(o.datadir, 'PG_VERSION'))) return { kind: 'existing' };
+  if (existsSync(o.datadir) && readdirSync(o.datadir).length > 0) {
+    throw new RestoreError(`data directory ${o.datadir} is not empty but holds no PostgreSQL cluster (no PG_VERSION): an interrupted initdb or copy left it; remove its contents to let the restore rebuild it`);
+  }
+  const identity = await identifyTimeline(o.safekeepers, o.tenantId, o.timelineId);
+  const { complete } = await listBackups(o.store, o.tenantId, o.timelineId);
+  if (complete.length === 0) {
+    if (identity.systemId === '0') return { kind: 'fresh' };
+    throw new RestoreError(
+      `data directory ${o.datadir} is empty, and the safekeepers hold WAL of PostgreSQL system ${identity.systemId} up to ${formatLsn(identity.commitLsn)} on timeline ${o.timelineId}, ` +
+        `but ${o.store.url} has no complete base backup of it: the data directory cannot be rebuilt, and initdb would start a new system the safekeepers refuse. Restore a copy of the old volume, or take base backups (spec.backup) before a volume is lost`,
+    );
+  }
+  return { kind: 'restored', plan: await restoreBackup({ ...o, target: { kind: 'latest' } }) };
 }
 
 /** Streams every part, verified against the manifest, through gunzip into tar -x. */
@@ -218,17 +254,28 @@ async function extractParts(o: RestoreOptions, backup: BackupManifest, dir: stri
   }
 }
 
-function controlSystemIdentifier(binDir: string, dataDir: string): string {
-  const out = execFileSync(join(binDir, 'pg_controldata'), [dataDir], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } });
-  const m = /Database system identifier:\s+(\d+)/.exec(out);
-  if (!m) throw new RestoreError(`pg_controldata ${dataDir} printed no system identifier`);
-  return m[1];
+/**
+ * The system identifier from global/pg_control: ControlFileData's first field, a uint64 in the
+ * server's byte order (little-endian on every platform we run on). Read directly, because the
+ * client-tools image that restores has no pg_controldata.
+ */
+export function controlSystemIdentifier(dataDir: string): string {
+  const file = join(dataDir, 'global', 'pg_control');
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new RestoreError(`the restored directory has no readable ${file}: ${(err as Error).message}`);
+  }
+  // PG_CONTROL_FILE_SIZE: the server always writes the whole 8 kB page
+  if (bytes.length !== 8192) throw new RestoreError(`${file} is ${bytes.length} bytes, not 8192: not a PostgreSQL control file`);
+  return bytes.readBigUInt64LE(0).toString();
 }
 
 /** standby.signal plus settings in postgresql.auto.conf (it overrides postgresql.conf, which came from the old server). */
 function configureRecovery(o: RestoreOptions, dataDir: string): void {
   const settings: Record<string, string> = {
-    restore_command: quote(o.restoreCommand),
+    ...(o.restoreCommand ? { restore_command: quote(o.restoreCommand) } : {}),
     primary_conninfo: quote(safekeepersConnInfo(o.safekeepers, o.tenantId, o.timelineId, 'walkeeper_restore')),
     primary_slot_name: quote(''),
     recovery_target_timeline: quote('latest'),

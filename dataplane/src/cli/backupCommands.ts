@@ -8,13 +8,13 @@ import { table } from './table.js';
 import { assertValidId } from '../common/ids.js';
 import { parseConnInfo } from '../common/conninfo.js';
 import { parseLsn } from '../common/lsn.js';
-import { findPgBinDir, postgresIdentity } from '../local/postgres.js';
+import { findPgBinDir, pgMajorVersion, postgresIdentity } from '../local/postgres.js';
 import { openRemoteStorage, type RemoteStorageConfig } from '../remote/url.js';
 import { addRemoteStorageFlags, remoteStorageConfig, type RemoteStorageFlags } from './remoteStorageFlags.js';
 import type { RemoteStorage } from '../remote/remoteStorage.js';
 import { createBackup, DEFAULT_PART_SIZE } from '../backup/create.js';
 import { applyRetention, deleteBackup, listBackups } from '../backup/catalog.js';
-import { restoreBackup, type RestoreTarget } from '../backup/restore.js';
+import { bootstrapDataDir, restoreBackup, type RestoreOptions, type RestorePlan, type RestoreTarget } from '../backup/restore.js';
 import { fetchWalFile, walFetchCommand } from '../backup/walFetch.js';
 import { parseSizeFlag } from './flags.js';
 
@@ -72,6 +72,15 @@ export function parseTarget(o: { targetTime?: string; targetLsn?: string }): Res
   return { kind: 'latest' };
 }
 
+const planJson = (plan: RestorePlan) => ({ backup_id: plan.backup.backup_id, datadir: plan.datadir, target: plan.target, promote: plan.promote });
+
+/** The major of the server that will run a restored directory: given, or the local server's. */
+function serverMajor(flagValue: string | undefined): number {
+  if (flagValue === undefined) return pgMajorVersion(findPgBinDir());
+  if (!/^\d+$/.test(flagValue) || Number(flagValue) < 10) throw new Error(`invalid --pg-version "${flagValue}": expected a PostgreSQL major version such as 15`);
+  return Number(flagValue);
+}
+
 export function addBackupCommands(program: Command): void {
   const backup = program.command('backup').description('base backups of a timeline in the bucket (docs/operations.md, "Backups and restore")');
   withStoreFlags(backup.command('create').description('take a base backup with pg_basebackup, gzip it and upload it; the manifest is written last'))
@@ -126,16 +135,28 @@ export function addBackupCommands(program: Command): void {
     .option('--target-time <time>', 'point in time (ISO 8601); default: latest, every committed transaction')
     .option('--target-lsn <lsn>', 'LSN X/X to recover to')
     .option('--force', 'replace a non-empty data directory')
-    .action(async (o: StoreFlags & { datadir?: string; safekeepers?: string; targetTime?: string; targetLsn?: string; force?: boolean }) => {
+    .option('--if-empty', 'a compute\'s start: leave a data directory holding a cluster alone, leave an empty one for initdb when the timeline never held a system, otherwise restore it to latest')
+    .option('--stream-only', 'no restore_command: the standby streams all WAL from the safekeepers, which read removed WAL from the bucket (for a postgres image without walkeeper)')
+    .option('--pg-version <major>', 'major version of the server that will run the data directory (default: the local server\'s)')
+    .action(async (o: StoreFlags & { datadir?: string; safekeepers?: string; targetTime?: string; targetLsn?: string; force?: boolean; ifEmpty?: boolean; streamOnly?: boolean; pgVersion?: string }) => {
       const { tenantId, timelineId } = ids(o);
       if (!o.datadir) throw new Error('no --datadir given: the data directory to create');
       const target = parseTarget(o);
-      const plan = await withStore(o, (store) => restoreBackup({
-        store, tenantId, timelineId, datadir: resolve(o.datadir!), target, binDir: findPgBinDir(),
+      if (o.ifEmpty && (target.kind !== 'latest' || o.force)) throw new Error('--if-empty restores to latest and never replaces a cluster: it takes no --target-time, --target-lsn or --force');
+      const options: Omit<RestoreOptions, 'store'> = {
+        tenantId, timelineId, datadir: resolve(o.datadir), target, pgMajor: serverMajor(o.pgVersion),
         safekeepers: (o.safekeepers ?? '').split(',').map((s) => s.trim()).filter(Boolean),
-        restoreCommand: walFetchCommand({ url: o.remoteStorage!, flags: fetchFlags(o) }, tenantId, timelineId), force: o.force, runAs: postgresIdentity(), log: progress,
-      }));
-      if (o.json) return console.log(JSON.stringify({ backup_id: plan.backup.backup_id, datadir: plan.datadir, target: plan.target, promote: plan.promote }, null, 2));
+        restoreCommand: o.streamOnly ? undefined : walFetchCommand({ url: o.remoteStorage!, flags: fetchFlags(o) }, tenantId, timelineId), force: o.force, runAs: postgresIdentity(), log: progress,
+      };
+      if (o.ifEmpty) {
+        const outcome = await withStore(o, (store) => bootstrapDataDir({ ...options, store }));
+        if (o.json) return console.log(JSON.stringify(outcome.kind === 'restored' ? { outcome: outcome.kind, ...planJson(outcome.plan) } : { outcome: outcome.kind }, null, 2));
+        if (outcome.kind === 'existing') return console.log(`${options.datadir} holds a PostgreSQL cluster: nothing to restore.`);
+        if (outcome.kind === 'fresh') return console.log(`timeline ${timelineId} never held a PostgreSQL system and has no backup: ${options.datadir} is left empty for initdb.`);
+        return console.log(`restored base backup ${outcome.plan.backup.backup_id} into ${outcome.plan.datadir} (target latest): start PostgreSQL on it and its proposer with --promote.`);
+      }
+      const plan = await withStore(o, (store) => restoreBackup({ ...options, store }));
+      if (o.json) return console.log(JSON.stringify(planJson(plan), null, 2));
       console.log(`restored base backup ${plan.backup.backup_id} into ${plan.datadir} (target ${plan.target}).`);
       console.log(plan.promote === 'by-proposer'
         ? 'Start PostgreSQL on it (a standby) and its proposer with --promote: the proposer takes the timeline with a higher term, waits until the standby replayed the quorum\'s commit LSN, and promotes it.'

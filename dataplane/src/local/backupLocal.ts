@@ -14,7 +14,7 @@ import { identifyTimeline, planRestore, restoreBackup, RestoreError, type Restor
 import { walFetchCommand } from '../backup/walFetch.js';
 import type { BackupManifest } from '../backup/manifest.js';
 import { httpPost, type LocalCluster } from './cluster.js';
-import { sleep } from './postgres.js';
+import { pgMajorVersion, sleep } from './postgres.js';
 
 export async function openClusterStore(cluster: LocalCluster): Promise<RemoteStorage> {
   const r = cluster.remoteStorage;
@@ -39,7 +39,7 @@ export async function backupCluster(cluster: LocalCluster, opts: { partSize?: nu
 function restoreOptionsFor(cluster: LocalCluster, store: RemoteStorage, target: RestoreTarget, datadir: string, opts: { force?: boolean; log?: (line: string) => void }) {
   const c = cluster.config;
   return {
-    store, tenantId: c.tenant_id, timelineId: c.timeline_id, datadir, target, binDir: cluster.postgres.binDir,
+    store, tenantId: c.tenant_id, timelineId: c.timeline_id, datadir, target, pgMajor: pgMajorVersion(cluster.postgres.binDir),
     safekeepers: cluster.safekeeperPgAddresses, restoreCommand: walFetchCommand(cluster.remoteStorage!, c.tenant_id, c.timeline_id),
     force: opts.force, runAs: cluster.postgres.runAs, log: opts.log,
   };

@@ -5,13 +5,13 @@
 // changed; kill -9 of a backup or a restore never leaves a backup that looks complete and a
 // retried restore succeeds; a point-in-time restore branches onto a new timeline; retention.
 import { jest } from '@jest/globals';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
 import type { LocalCluster } from '../../src/local/cluster.js';
 import { httpGet, httpPost } from '../../src/local/cluster.js';
-import { sleep } from '../../src/local/postgres.js';
+import { pgMajorVersion, sleep } from '../../src/local/postgres.js';
 import { WALKEEPER_JS } from '../../src/local/process.js';
 import { newId } from '../../src/common/ids.js';
 import { parseLsn, parseWalFileName, segmentNo, walFileName, type Lsn } from '../../src/common/lsn.js';
@@ -92,7 +92,7 @@ function restoreOptions(over: Partial<RestoreOptions>): RestoreOptions {
   const remote = cluster.remoteStorage!;
   return {
     store, tenantId, timelineId: originalTimeline, datadir: join(cluster.baseDir, 'scratch', 'data'), target: { kind: 'latest' },
-    binDir: cluster.postgres.binDir, safekeepers: cluster.safekeeperPgAddresses, restoreCommand: walFetchCommand(remote, tenantId, originalTimeline),
+    pgMajor: pgMajorVersion(cluster.postgres.binDir), safekeepers: cluster.safekeeperPgAddresses, restoreCommand: walFetchCommand(remote, tenantId, originalTimeline),
     runAs: cluster.postgres.runAs, ...over,
   };
 }
@@ -205,6 +205,95 @@ test('restore to latest after the primary and its volume are lost under load: ev
   } finally {
     await c.end();
   }
+});
+
+/** The real `walkeeper` binary, as a compute's init container runs it. */
+function walkeeper(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [WALKEEPER_JS, ...args], { timeout: 180_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+const bootstrapArgs = (datadir: string, timelineId: string, bucketUrl = cluster.config.remote_storage!.url) => [
+  'restore', '--if-empty', '--stream-only', '--json', '--datadir', datadir, '--remote-storage', bucketUrl,
+  '--tenant-id', tenantId, '--timeline-id', timelineId, '--safekeepers', cluster.safekeeperPgAddresses.join(','),
+];
+
+test('a compute whose data directory is empty comes back on its own: `restore --if-empty --stream-only` rebuilds it, the safekeepers stream all WAL (removed WAL from the bucket), every row is there', async () => {
+  // Given committed rows, and the primary gone with its volume (a new, empty one in its place)
+  const port = cluster.config.postgres.port;
+  const c = await pgConnect(port);
+  await c.query(`INSERT INTO ledger SELECT -1000 - g, 0, 'before the volume was lost' FROM generate_series(1, 500) g`);
+  const expected = (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM ledger')).rows[0].n;
+  await c.end();
+  await cluster.killProposer();
+  await cluster.postgres.stop('immediate');
+  const datadir = cluster.postgres.dataDir;
+  rmSync(datadir, { recursive: true, force: true });
+  mkdirSync(datadir, { mode: 0o700 });
+  if (cluster.postgres.runAs) chownSync(datadir, cluster.postgres.runAs.uid, cluster.postgres.runAs.gid);
+
+  // When the compute's init step runs, without a restore_command (a stock postgres image has no walkeeper)
+  const first = await walkeeper(bootstrapArgs(datadir, originalTimeline));
+  expect([first.code, first.stderr]).toEqual([0, expect.any(String)]);
+  expect(JSON.parse(first.stdout)).toMatchObject({ outcome: 'restored', backup_id: firstBackup.backup_id, promote: 'by-proposer' });
+  // the WAL from the backup's start is on no member's disk any more: streaming it means reading it from the bucket
+  const startSegment = walFileName(firstBackup.pg_timeline, segmentNo(parseLsn(firstBackup.start_lsn)));
+  expect(cluster.config.safekeepers.filter((sk) => existsSync(join(cluster.baseDir, 'safekeepers', `sk${sk.id}`, 'tenants', tenantId, originalTimeline, startSegment)))).toEqual([]);
+  expect(readFileSync(join(datadir, 'postgresql.auto.conf'), 'utf8')).not.toMatch(/restore_command/);
+  // and again at the next start of the pod: a data directory holding a cluster is left alone
+  const again = await walkeeper(bootstrapArgs(datadir, originalTimeline));
+  expect(JSON.parse(again.stdout)).toEqual({ outcome: 'existing' });
+
+  // Then PostgreSQL streams from the safekeepers and its proposer (--promote) makes it the primary, with every row
+  await cluster.postgres.start(300_000);
+  await cluster.startProposer({ promote: true });
+  await until('the rebuilt PostgreSQL to be promoted by its proposer', 300_000, async () => cluster.postgres.psql('SELECT pg_is_in_recovery()') === 'f');
+  await cluster.waitForQuorum(60_000);
+  const after = await pgConnect(port);
+  try {
+    expect((await after.query<{ n: number }>('SELECT count(*)::int AS n FROM ledger')).rows[0].n).toBe(expected);
+  } finally {
+    await after.end();
+  }
+  const pgLog = readFileSync(cluster.postgres.logFile, 'utf8');
+  expect(pgLog).toMatch(/started streaming WAL from primary/);
+});
+
+test('`restore --if-empty` leaves an empty data directory to initdb only for a timeline that never held a system, and refuses one whose WAL has no base backup, changing nothing', async () => {
+  const scratch = join(cluster.baseDir, 'scratch', 'bootstrap');
+  rmSync(scratch, { recursive: true, force: true });
+  mkdirSync(scratch, { recursive: true });
+  // A timeline just registered: nothing to restore, the directory stays empty for initdb
+  const fresh = newId();
+  for (const sk of cluster.config.safekeepers) {
+    const r = await httpPost(`${cluster.httpUrl(sk.id)}/v1/tenants/${tenantId}/timelines`, { timeline_id: fresh });
+    expect(r.status).toBe(201);
+  }
+  const r = await walkeeper(bootstrapArgs(join(scratch, 'fresh'), fresh));
+  expect([r.code, JSON.parse(r.stdout)]).toEqual([0, { outcome: 'fresh' }]);
+  expect(existsSync(join(scratch, 'fresh')) && readdirSync(join(scratch, 'fresh')).length > 0).toBe(false);
+
+  // The original timeline against a bucket without its backups: initdb would be refused by the safekeepers, so it is an error
+  const emptyBucket = join(scratch, 'empty-bucket');
+  mkdirSync(emptyBucket);
+  const membersBefore = await safekeeperSnapshot(originalTimeline);
+  const refusedRun = await walkeeper(bootstrapArgs(join(scratch, 'lost'), originalTimeline, `file://${emptyBucket}`));
+  expect(refusedRun.code).not.toBe(0);
+  expect(refusedRun.stderr).toMatch(/safekeepers hold WAL of PostgreSQL system \d+ up to [0-9A-F]+\/[0-9A-F]+ on timeline [0-9a-f]{32}, but file:\/\/.* has no complete base backup of it/);
+  expect(readdirSync(emptyBucket)).toEqual([]);
+  expect(existsSync(join(scratch, 'lost'))).toBe(false);
+  expect(await safekeeperSnapshot(originalTimeline)).toEqual(membersBefore);
+
+  // A directory with files but no cluster (an interrupted initdb) is named, not overwritten
+  mkdirSync(join(scratch, 'half'));
+  writeFileSync(join(scratch, 'half', 'postgresql.conf'), '# half an initdb\n');
+  const half = await walkeeper(bootstrapArgs(join(scratch, 'half'), originalTimeline));
+  expect(half.code).not.toBe(0);
+  expect(half.stderr).toMatch(/is not empty but holds no PostgreSQL cluster \(no PG_VERSION\)/);
+  expect(readdirSync(join(scratch, 'half'))).toEqual(['postgresql.conf']);
 });
 
 test('bad input is refused with a clear error, and nothing in the bucket, on the safekeepers or in the data directory changes', async () => {
