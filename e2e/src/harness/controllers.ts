@@ -7,7 +7,7 @@ import type { Api } from './api.js';
 import type { ResourceType } from './resources.js';
 import { storageKey } from './resources.js';
 import type { StoreEvent } from './store.js';
-import { LoopbackAllocator, type PodRuntime, type PodStatusReport } from './runtime.js';
+import { LoopbackAllocator, type ContainerStatusReport, type PodRuntime, type PodStatusReport } from './runtime.js';
 import { labelSelectorToString, parseLabelSelector } from './selectors.js';
 import { toCauses, validateCrd } from './crdValidation.js';
 import { ApiError, clone, deepEqual, errors, isObj, nowIso, shortHash, stableStringify, type KObject, type StatusCause } from './util.js';
@@ -644,17 +644,22 @@ export class Controllers {
         const o = oldConds.find((c) => c.type === type);
         return { type, status: s, lastProbeTime: null, lastTransitionTime: o && o.status === s ? o.lastTransitionTime : nowIso() };
       };
-      const cs = containers.map((c) => {
-        const rep = r.containers?.find((x) => x.name === c.name);
+      const statuses = (specs: { name: string; image?: string }[], reports: ContainerStatusReport[] | undefined) => specs.map((c) => {
+        const rep = reports?.find((x) => x.name === c.name);
         const st = rep?.state ?? (r.phase === 'Running' ? 'running' : r.phase === 'Pending' ? 'waiting' : 'terminated');
         const state = st === 'running' ? { running: { startedAt: prev.startTime ?? nowIso() } } : st === 'waiting' ? { waiting: { reason: rep?.reason ?? 'ContainerCreating' } } : { terminated: { exitCode: rep?.exitCode ?? 0, reason: rep?.reason ?? 'Completed' } };
         return { name: c.name, image: c.image ?? '', imageID: '', ready: rep?.ready ?? ready, restartCount: rep?.restartCount ?? 0, started: st === 'running', state };
       });
+      const initSpecs = ((live.spec as { initContainers?: { name: string; image?: string }[] }).initContainers ?? []);
+      const initStatuses = statuses(initSpecs, r.initContainers);
+      // the kubelet's Initialized: every init container has exited 0
+      const initialized = initStatuses.every((s) => (s.state as { terminated?: { exitCode: number } }).terminated?.exitCode === 0);
       const next: Record<string, unknown> = {
         ...prev,
         phase: r.phase,
-        conditions: [cond('PodReadyToStartContainers', true), cond('Initialized', true), cond('Ready', ready), cond('ContainersReady', ready), cond('PodScheduled', true)],
-        containerStatuses: cs,
+        conditions: [cond('PodReadyToStartContainers', true), cond('Initialized', initialized), cond('Ready', ready), cond('ContainersReady', ready), cond('PodScheduled', true)],
+        ...(initSpecs.length ? { initContainerStatuses: initStatuses } : {}),
+        containerStatuses: statuses(containers, r.containers),
       };
       if (r.reason) next.reason = r.reason; else delete next.reason;
       if (r.message) next.message = r.message; else delete next.message;

@@ -17,6 +17,8 @@ export interface PodStatusReport {
   /** pod-level readiness; defaults to every container ready */
   ready?: boolean;
   containers?: ContainerStatusReport[];
+  /** init containers, in order; the pod is Initialized once each has exited 0 */
+  initContainers?: ContainerStatusReport[];
   reason?: string;
   message?: string;
 }

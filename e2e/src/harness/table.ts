@@ -57,6 +57,18 @@ function podReady(o: KObject): [number, number] {
   return [st.filter((c) => c.ready).length, spec?.containers?.length ?? 0];
 }
 
+/** kubectl's Init:i/n, Init:<reason> while an init container has not completed. */
+function initStatus(o: KObject): string | undefined {
+  type S = { state?: { terminated?: { exitCode?: number; reason?: string }; waiting?: { reason?: string } } };
+  const st = (o.status as { initContainerStatuses?: S[] } | undefined)?.initContainerStatuses ?? [];
+  const i = st.findIndex((c) => c.state?.terminated?.exitCode !== 0);
+  if (i < 0) return undefined;
+  const c = st[i].state;
+  if (c?.terminated?.reason) return `Init:${c.terminated.reason}`;
+  if (c?.waiting?.reason && c.waiting.reason !== 'PodInitializing') return `Init:${c.waiting.reason}`;
+  return `Init:${i}/${st.length}`;
+}
+
 type Builtin = { cols: Col[]; cells: (o: KObject) => Cell[] };
 const g = (o: KObject, path: string): unknown => jsonPath(o, path)[0];
 
@@ -66,7 +78,7 @@ const BUILTINS: Record<string, Builtin> = {
     cells: (o) => {
       const [r, t] = podReady(o);
       const restarts = ((o.status as { containerStatuses?: { restartCount?: number }[] })?.containerStatuses ?? []).reduce((a, c) => a + (c.restartCount ?? 0), 0);
-      const status = o.metadata.deletionTimestamp ? 'Terminating' : ((g(o, '.status.reason') as string) ?? (g(o, '.status.phase') as string) ?? 'Pending');
+      const status = o.metadata.deletionTimestamp ? 'Terminating' : (initStatus(o) ?? (g(o, '.status.reason') as string) ?? (g(o, '.status.phase') as string) ?? 'Pending');
       return [o.metadata.name!, `${r}/${t}`, status, String(restarts), age(o.metadata.creationTimestamp), (g(o, '.status.podIP') as string) ?? '<none>', (g(o, '.spec.nodeName') as string) ?? '<none>'];
     },
   },

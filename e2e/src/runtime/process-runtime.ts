@@ -95,6 +95,8 @@ export interface ProcessRuntimeOptions {
 
 interface RunningContainer {
   spec: Container;
+  /** an init container: runs to completion (exit 0) before the next one, and before any container */
+  init?: boolean;
   child?: ChildProcess;
   ready: boolean;
   state: 'waiting' | 'running' | 'terminated';
@@ -111,6 +113,7 @@ interface RunningContainer {
 interface RunningPod {
   pod: KObject;
   ctx: PodContext;
+  initContainers: RunningContainer[];
   containers: RunningContainer[];
   stopping: boolean;
 }
@@ -238,7 +241,7 @@ export class ProcessRuntime implements PodRuntime {
 
   logs(namespace: string, name: string, container?: string): string {
     const p = this.pods.get(`${namespace}/${name}`);
-    const c = p?.containers.find((x) => !container || x.spec.name === container);
+    const c = [...(p?.containers ?? []), ...(p?.initContainers ?? [])].find((x) => !container || x.spec.name === container);
     if (!c) return '';
     try {
       return fs.readFileSync(c.logFile, 'utf8');
@@ -249,25 +252,38 @@ export class ProcessRuntime implements PodRuntime {
 
   start(pod: KObject, ctx: PodContext): void {
     if (this.closed) return;
-    const specs = ((pod.spec as { containers?: Container[] }).containers ?? []);
+    const spec = pod.spec as { containers?: Container[]; initContainers?: Container[] };
+    const container = (c: Container, init: boolean): RunningContainer => ({ spec: c, init, ready: false, state: 'waiting', restartCount: 0, logFile: path.join(ctx.podDir, `${c.name}.log`) });
     const rp: RunningPod = {
       pod,
       ctx,
       stopping: false,
-      containers: specs.map((spec) => ({ spec, ready: false, state: 'waiting', restartCount: 0, logFile: path.join(ctx.podDir, `${spec.name}.log`) })),
+      initContainers: (spec.initContainers ?? []).map((c) => container(c, true)),
+      containers: (spec.containers ?? []).map((c) => container(c, false)),
     };
     this.pods.set(podKey(pod), rp);
     // All or nothing: a pod whose PostgreSQL container cannot run here does not get a half-started
     // sidecar either (it would only fail to reach its neighbour); the pod stays Pending.
-    const blocked = rp.containers.map((c) => this.plan(pod, c.spec, ctx)).find((p): p is { unsupported: string } => 'unsupported' in p);
+    const all = [...rp.initContainers, ...rp.containers];
+    const blocked = all.map((c) => this.plan(pod, c.spec, ctx)).find((p): p is { unsupported: string } => 'unsupported' in p);
     if (blocked) this.opts.log?.(`${podKey(pod)} cannot run here: ${blocked.unsupported}`);
     if (blocked) {
-      for (const c of rp.containers) {
+      for (const c of all) {
         c.reason = 'NotRunnableLocally';
         c.message = blocked.unsupported;
       }
-    } else for (const c of rp.containers) this.launch(rp, c);
+    } else this.next(rp);
     this.report(rp);
+  }
+
+  /** The kubelet's order: each init container in turn until it exits 0, then every container. */
+  private next(rp: RunningPod): void {
+    const pending = rp.initContainers.find((c) => !(c.state === 'terminated' && c.exitCode === 0));
+    if (pending) {
+      if (pending.state === 'waiting') this.launch(rp, pending);
+      return;
+    }
+    for (const c of rp.containers) if (!c.child) this.launch(rp, c);
   }
 
   async stop(pod: KObject, graceSeconds: number): Promise<void> {
@@ -275,7 +291,7 @@ export class ProcessRuntime implements PodRuntime {
     if (!rp || rp.pod.metadata.uid !== pod.metadata.uid) return;
     rp.stopping = true;
     const graceMs = Math.max(graceSeconds * 1000, this.opts.minGraceMs ?? 2000);
-    await Promise.all(rp.containers.map((c) => this.kill(c, graceMs)));
+    await Promise.all([...rp.initContainers, ...rp.containers].map((c) => this.kill(c, graceMs)));
     if (this.pods.get(podKey(pod)) === rp) this.pods.delete(podKey(pod));
   }
 
@@ -437,6 +453,13 @@ export class ProcessRuntime implements PodRuntime {
       c.exitCode = code ?? 128 + (signal ? 9 : 0);
       c.reason = code === 0 ? 'Completed' : 'Error';
       if (rp.stopping || this.closed) return;
+      if (c.init && code === 0) {
+        c.ready = true;
+        this.opts.log?.(`${podKey(rp.pod)}/${c.spec.name} (init) completed`);
+        this.next(rp);
+        this.report(rp);
+        return;
+      }
       this.opts.log?.(`${podKey(rp.pod)}/${c.spec.name} exited (${signal ?? code}); restarting`);
       this.report(rp);
       // restartPolicy Always, with the kubelet's doubling back-off (short: this is a test machine).
@@ -447,7 +470,8 @@ export class ProcessRuntime implements PodRuntime {
         this.report(rp);
       }, delay);
     });
-    this.probe(rp, c, child);
+    // init containers have no readiness: they run to completion
+    if (!c.init) this.probe(rp, c, child);
   }
 
   private probe(rp: RunningPod, c: RunningContainer, child: ChildProcess): void {
@@ -494,21 +518,24 @@ export class ProcessRuntime implements PodRuntime {
 
   private report(rp: RunningPod): void {
     if (rp.stopping) return;
-    const containers: ContainerStatusReport[] = rp.containers.map((c) => ({
+    const initialized = rp.initContainers.every((c) => c.state === 'terminated' && c.exitCode === 0);
+    const status = (c: RunningContainer): ContainerStatusReport => ({
       name: c.spec.name,
       ready: c.ready,
       state: c.state,
       restartCount: c.restartCount,
       ...(c.exitCode !== undefined && c.state === 'terminated' ? { exitCode: c.exitCode } : {}),
-      ...(c.reason ? { reason: c.reason } : {}),
+      // the kubelet's reason for containers held back by an init container
+      ...(c.reason ? { reason: c.reason } : !c.init && !initialized ? { reason: 'PodInitializing' } : {}),
       ...(c.message ? { message: c.message } : {}),
-    }));
+    });
     const anyRunning = rp.containers.some((c) => c.state === 'running');
-    const waiting = rp.containers.find((c) => c.reason === 'NotRunnableLocally');
+    const waiting = [...rp.initContainers, ...rp.containers].find((c) => c.reason === 'NotRunnableLocally');
     rp.ctx.report({
       phase: anyRunning ? 'Running' : 'Pending',
-      ready: rp.containers.every((c) => c.ready),
-      containers,
+      ready: initialized && rp.containers.every((c) => c.ready),
+      containers: rp.containers.map(status),
+      ...(rp.initContainers.length ? { initContainers: rp.initContainers.map(status) } : {}),
       ...(waiting ? { reason: 'NotRunnableLocally', message: waiting.message } : {}),
     });
   }
