@@ -37,6 +37,8 @@ export interface RestoreOptions {
    * removed back from the bucket (a stock postgres image has no walkeeper to run).
    */
   restoreCommand?: string;
+  /** the tenant's token, for safekeepers that require one (the password of their replication connections) */
+  token?: string;
   /** replace a non-empty datadir */
   force?: boolean;
   runAs?: RunAs;
@@ -84,7 +86,7 @@ export async function planRestore(o: RestoreOptions): Promise<RestorePlan> {
     throw new RestoreError(`target time ${o.target.time.toISOString()} is after the newest WAL: it is in the future (now ${now.toISOString()})`);
   }
   if (o.safekeepers.length === 0) throw new RestoreError('no safekeepers given (--safekeepers host:port,...): the WAL after the bucket streams from them');
-  const quorum = await identifyTimeline(o.safekeepers, o.tenantId, o.timelineId);
+  const quorum = await identifyTimeline(o.safekeepers, o.tenantId, o.timelineId, o.token);
   if (o.target.kind === 'lsn' && o.target.lsn > quorum.commitLsn) {
     throw new RestoreError(`target LSN ${formatLsn(o.target.lsn)} is after the newest WAL: the safekeepers have committed up to ${formatLsn(quorum.commitLsn)}`);
   }
@@ -117,13 +119,13 @@ export interface TimelineIdentity {
 }
 
 /** IDENTIFY_SYSTEM on every safekeeper (a replication connection, as a standby makes); one must answer. */
-export async function identifyTimeline(safekeepers: string[], tenantId: string, timelineId: string): Promise<TimelineIdentity> {
+export async function identifyTimeline(safekeepers: string[], tenantId: string, timelineId: string, token?: string): Promise<TimelineIdentity> {
   let best: TimelineIdentity | undefined;
   const errors: string[] = [];
   for (const addr of safekeepers) {
     const [host, port] = splitHostPort(addr);
     try {
-      const c = await connectPg({ host, port, user: 'postgres', replication: 'true', options: `-c tenant_id=${tenantId} -c timeline_id=${timelineId}`, connectTimeoutMs: 5000 });
+      const c = await connectPg({ host, port, user: 'postgres', replication: 'true', options: `-c tenant_id=${tenantId} -c timeline_id=${timelineId}`, password: token, connectTimeoutMs: 5000 });
       try {
         const row = (await c.query('IDENTIFY_SYSTEM')).rows[0];
         const id = { systemId: String(row[0]), pgTimeline: Number(row[1]), commitLsn: parseLsn(String(row[2])) };
@@ -146,9 +148,11 @@ function splitHostPort(s: string): [string, number] {
 }
 
 /** libpq multi-host conninfo: the standby tries each safekeeper in turn. */
-export function safekeepersConnInfo(safekeepers: string[], tenantId: string, timelineId: string, applicationName: string): string {
+export function safekeepersConnInfo(safekeepers: string[], tenantId: string, timelineId: string, applicationName: string, token?: string): string {
   const hosts = safekeepers.map(splitHostPort);
-  return `host=${hosts.map((h) => h[0]).join(',')} port=${hosts.map((h) => h[1]).join(',')} user=postgres application_name=${applicationName} options='-c tenant_id=${tenantId} -c timeline_id=${timelineId}'`;
+  // the token is a JWT (base64url and dots): no quoting needed inside the conninfo
+  const password = token ? ` password=${token}` : '';
+  return `host=${hosts.map((h) => h[0]).join(',')} port=${hosts.map((h) => h[1]).join(',')} user=postgres${password} application_name=${applicationName} options='-c tenant_id=${tenantId} -c timeline_id=${timelineId}'`;
 }
 
 const quote = (v: string) => `'${v.replace(/'/g, "''")}'`;
@@ -201,7 +205,7 @@ export async function bootstrapDataDir(o: RestoreOptions): Promise<BootstrapOutc
   if (existsSync(o.datadir) && readdirSync(o.datadir).length > 0) {
     throw new RestoreError(`data directory ${o.datadir} is not empty but holds no PostgreSQL cluster (no PG_VERSION): an interrupted initdb or copy left it; remove its contents to let the restore rebuild it`);
   }
-  const identity = await identifyTimeline(o.safekeepers, o.tenantId, o.timelineId);
+  const identity = await identifyTimeline(o.safekeepers, o.tenantId, o.timelineId, o.token);
   const { complete } = await listBackups(o.store, o.tenantId, o.timelineId);
   if (complete.length === 0) {
     if (identity.systemId === '0') return { kind: 'fresh' };
@@ -276,7 +280,7 @@ export function controlSystemIdentifier(dataDir: string): string {
 function configureRecovery(o: RestoreOptions, dataDir: string): void {
   const settings: Record<string, string> = {
     ...(o.restoreCommand ? { restore_command: quote(o.restoreCommand) } : {}),
-    primary_conninfo: quote(safekeepersConnInfo(o.safekeepers, o.tenantId, o.timelineId, 'walkeeper_restore')),
+    primary_conninfo: quote(safekeepersConnInfo(o.safekeepers, o.tenantId, o.timelineId, 'walkeeper_restore', o.token)),
     primary_slot_name: quote(''),
     recovery_target_timeline: quote('latest'),
   };

@@ -137,8 +137,9 @@ export function addBackupCommands(program: Command): void {
     .option('--force', 'replace a non-empty data directory')
     .option('--if-empty', 'a compute\'s start: leave a data directory holding a cluster alone, leave an empty one for initdb when the timeline never held a system, otherwise restore it to latest')
     .option('--stream-only', 'no restore_command: the standby streams all WAL from the safekeepers, which read removed WAL from the bucket (for a postgres image without walkeeper)')
+    .addOption(flag('--auth-token <token>', 'the tenant\'s token, when the safekeepers require one; prefer the environment to a command line'))
     .option('--pg-version <major>', 'major version of the server that will run the data directory (default: the local server\'s)')
-    .action(async (o: StoreFlags & { datadir?: string; safekeepers?: string; targetTime?: string; targetLsn?: string; force?: boolean; ifEmpty?: boolean; streamOnly?: boolean; pgVersion?: string }) => {
+    .action(async (o: StoreFlags & { datadir?: string; safekeepers?: string; targetTime?: string; targetLsn?: string; force?: boolean; ifEmpty?: boolean; streamOnly?: boolean; pgVersion?: string; authToken?: string }) => {
       const { tenantId, timelineId } = ids(o);
       if (!o.datadir) throw new Error('no --datadir given: the data directory to create');
       const target = parseTarget(o);
@@ -146,7 +147,7 @@ export function addBackupCommands(program: Command): void {
       const options: Omit<RestoreOptions, 'store'> = {
         tenantId, timelineId, datadir: resolve(o.datadir), target, pgMajor: serverMajor(o.pgVersion),
         safekeepers: (o.safekeepers ?? '').split(',').map((s) => s.trim()).filter(Boolean),
-        restoreCommand: o.streamOnly ? undefined : walFetchCommand({ url: o.remoteStorage!, flags: fetchFlags(o) }, tenantId, timelineId), force: o.force, runAs: postgresIdentity(), log: progress,
+        restoreCommand: o.streamOnly ? undefined : walFetchCommand({ url: o.remoteStorage!, flags: fetchFlags(o) }, tenantId, timelineId), force: o.force, runAs: postgresIdentity(), log: progress, token: o.authToken || undefined,
       };
       if (o.ifEmpty) {
         const outcome = await withStore(o, (store) => bootstrapDataDir({ ...options, store }));

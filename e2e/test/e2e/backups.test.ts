@@ -68,3 +68,30 @@ it('takes scheduled backups through the proposer and applies the retention', s.s
     await store.close();
   }
 }), 420_000);
+
+it('a compute whose volume is deleted comes back on its own, Ready, with every committed row', s.step(async () => {
+  // rows after the newest backup too: they exist only as WAL on the safekeepers and in the bucket
+  const before = await s.connect('demo');
+  await before.query("INSERT INTO ledger SELECT g, 'after the last backup' FROM generate_series(20001, 25000) g");
+  const expected = (await before.query<{ n: number; s: string }>('SELECT count(*)::int AS n, sum(id)::text AS s FROM ledger')).rows[0];
+  await before.end();
+  // the volume claim is deleted (kept until its pod is gone), then the pod: the StatefulSet makes both anew
+  await s.env.kubectlOk(['delete', 'pvc', 'pgdata-demo-compute-0', '--wait=false']);
+  await s.env.kubectlOk(['delete', 'pod', 'demo-compute-0']);
+  await waitFor('a new, empty volume claim', 120_000, async () => {
+    const pvc = JSON.parse(await s.env.kubectlOk(['get', 'pvc', 'pgdata-demo-compute-0', '-o', 'json', '--ignore-not-found']) || '{}') as { metadata?: { deletionTimestamp?: string } };
+    return pvc.metadata !== undefined && pvc.metadata.deletionTimestamp === undefined;
+  }, 1000);
+  await s.waitTenantReady('demo', 300);
+  const after = await s.connect('demo');
+  try {
+    expect((await after.query<{ n: number; s: string }>('SELECT count(*)::int AS n, sum(id)::text AS s FROM ledger')).rows[0]).toEqual(expected);
+    // a writable primary, whose commits reach the quorum again
+    await after.query("INSERT INTO ledger VALUES (0, 'after the rebuild')");
+  } finally {
+    await after.end();
+  }
+  const pod = JSON.parse(await s.env.kubectlOk(['get', 'pod', 'demo-compute-0', '-o', 'json'])) as { status: { initContainerStatuses: { name: string; state: { terminated?: { exitCode: number } } }[] } };
+  expect(pod.status.initContainerStatuses.map((c) => [c.name, c.state.terminated?.exitCode])).toEqual([['restore', 0]]);
+  expect(s.env.runtime.logs('default', 'demo-compute-0', 'restore')).toMatch(/restored base backup/);
+}), 420_000);

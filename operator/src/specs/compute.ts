@@ -37,6 +37,48 @@ export interface ComputeInputs {
   options?: SafekeeperBuildOptions;
 }
 
+export const RESTORE_CONTAINER = 'restore';
+const PGDATA = '/var/lib/postgresql/data/pgdata';
+
+/** The PostgreSQL major an image tag names (`postgres:15`, `.../postgres:15.8-bookworm`), if it names one. */
+export function imageMajor(image: string): number | undefined {
+  const tag = /:([^/@]+)(?:@.*)?$/.exec(image)?.[1];
+  const m = tag ? /^(\d+)(?:[.-]|$)/.exec(tag) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * The compute's volume may be new (a deleted PVC, a lost disk): before PostgreSQL starts, an init
+ * container rebuilds an empty data directory from the bucket's newest backup and the safekeepers'
+ * WAL instead of letting the image run initdb, which the safekeepers would refuse as another
+ * system (docs/operations.md, "A compute's start on a volume that may be new"). It needs the
+ * bucket, and a major version to check backups against; without either there is nothing to
+ * restore from. Safekeepers behind TLS are not reached by it yet.
+ */
+function restoreInitContainer(inputs: ComputeInputs, env: Json[], restricted: Json): Json | undefined {
+  const { tenant, safekeeper, tenantId, timelineId, dataPlaneImage } = inputs;
+  const major = imageMajor(tenant.spec.compute.image);
+  if (!safekeeper.spec.remoteStorage || safekeeper.spec.tls || major === undefined) return undefined;
+  return {
+    name: RESTORE_CONTAINER,
+    image: dataPlaneImage,
+    command: [
+      'walkeeper', 'restore', '--if-empty', '--stream-only',
+      '--pg-version', String(major),
+      '--datadir', PGDATA,
+      '--safekeepers', safekeeperAddresses(safekeeper, inputs.options ?? defaultBuildOptions),
+      '--tenant-id', tenantId,
+      '--timeline-id', timelineId,
+    ],
+    env,
+    securityContext: restricted,
+    volumeMounts: [
+      { name: 'pgdata', mountPath: '/var/lib/postgresql/data' },
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+  };
+}
+
 function meta(tenant: Tenant, name: string): KubeObject['metadata'] {
   const instance = tenant.metadata.name ?? '';
   return {
@@ -112,7 +154,7 @@ export function buildComputeStatefulSet(inputs: ComputeInputs): StatefulSetLike 
       { name: 'POSTGRES_PASSWORD', valueFrom: fromSecret('password') },
       { name: 'POSTGRES_DB', valueFrom: fromSecret('dbname') },
       // A subdirectory, so initdb never meets the volume's lost+found.
-      { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
+      { name: 'PGDATA', value: PGDATA },
     ],
     ports: [{ name: 'postgres', containerPort: ports.postgres, protocol: 'TCP' }],
     readinessProbe: { exec: { command: ['pg_isready', '-h', '127.0.0.1', '-U', COMPUTE_USER] }, periodSeconds: 5, timeoutSeconds: 3 },
@@ -125,6 +167,16 @@ export function buildComputeStatefulSet(inputs: ComputeInputs): StatefulSetLike 
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
+  // The token, the bucket and its credentials: what the proposer and the restore both need.
+  const dataPlaneEnv: Json[] = [
+    ...(safekeeper.spec.auth
+      ? [{ name: 'WALKEEPER_AUTH_TOKEN', valueFrom: { secretKeyRef: { name: safekeeper.spec.auth.secretRef.name, key: tenantTokenKey(name) } } }]
+      : []),
+    // The bucket base backups go to (POST /v1/backups), the same one the safekeepers offload to.
+    ...Object.entries(remoteStorageSettings(safekeeper)).map(([n, value]) => ({ name: n, value })),
+    ...remoteStorageCredentialsEnv(safekeeper),
+  ];
+  const restore = restoreInitContainer(inputs, dataPlaneEnv, restricted);
   const proposer: Json = {
     name: PROPOSER_CONTAINER,
     image: dataPlaneImage,
@@ -141,16 +193,13 @@ export function buildComputeStatefulSet(inputs: ComputeInputs): StatefulSetLike 
       timelineId,
       '--listen-http',
       `0.0.0.0:${ports.proposerHttp}`,
+      // a rebuilt data directory starts as a standby: the proposer takes the timeline and promotes it
+      ...(restore ? ['--promote'] : []),
     ],
     env: [
       { name: 'PGPASSWORD', valueFrom: fromSecret('password') },
-      ...(safekeeper.spec.auth
-        ? [{ name: 'WALKEEPER_AUTH_TOKEN', valueFrom: { secretKeyRef: { name: safekeeper.spec.auth.secretRef.name, key: tenantTokenKey(name) } } }]
-        : []),
       ...(safekeeper.spec.tls ? [{ name: 'WALKEEPER_TLS_CA', value: `${SAFEKEEPER_CA_MOUNT}/ca.crt` }] : []),
-      // The bucket base backups go to (POST /v1/backups), the same one the safekeepers offload to.
-      ...Object.entries(remoteStorageSettings(safekeeper)).map(([name, value]) => ({ name, value })),
-      ...remoteStorageCredentialsEnv(safekeeper),
+      ...dataPlaneEnv,
     ],
     ports: [{ name: 'http', containerPort: ports.proposerHttp, protocol: 'TCP' }],
     livenessProbe: { httpGet: { path: '/healthz', port: ports.proposerHttp }, periodSeconds: 10, failureThreshold: 6 },
@@ -179,6 +228,7 @@ export function buildComputeStatefulSet(inputs: ComputeInputs): StatefulSetLike 
             seccompProfile: { type: 'RuntimeDefault' },
           },
           terminationGracePeriodSeconds: 60,
+          ...(restore ? { initContainers: [restore] } : {}),
           containers: [postgres, proposer],
           volumes: [
             { name: 'run', emptyDir: {} },

@@ -6,7 +6,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBu
 import { validateResource } from '../../src/api/validation.js';
 import type { Safekeeper, Tenant } from '../../src/api/schema.js';
 import { buildSafekeeperChildren, buildStatefulSet, revisionOf } from '../../src/specs/safekeeper.js';
-import { buildComputeService, buildComputeStatefulSet, buildSecret } from '../../src/specs/compute.js';
+import { buildComputeService, buildComputeStatefulSet, buildSecret, imageMajor } from '../../src/specs/compute.js';
 import type { Json } from '../../src/specs/types.js';
 
 function safekeeper(extra: Record<string, unknown> = {}, annotations: Record<string, string> = {}): Safekeeper {
@@ -197,6 +197,38 @@ describe('Tenant compute builders', () => {
       { name: 'AWS_SESSION_TOKEN', valueFrom: { secretKeyRef: { name: 'wal-bucket', key: 'AWS_SESSION_TOKEN', optional: true } } },
     ]);
     expect(JSON.stringify(container(sts, 0))).not.toContain('wal-bucket');
+  });
+
+  test('with remote storage, an init container rebuilds an empty volume from the bucket before PostgreSQL starts, and the proposer may promote the result', () => {
+    const sk = safekeeper({ remoteStorage: { url: 's3://wal-bucket/prod', credentials: { secretRef: { name: 'wal-bucket' } } }, auth: { secretRef: { name: 'wal-auth' } } });
+    const sts = buildComputeStatefulSet({ ...inputs, safekeeper: sk });
+    expect(() => new StatefulSet(sts as never).validate()).not.toThrow();
+    const init = (sts.spec.template.spec as { initContainers?: Record<string, unknown>[] }).initContainers ?? [];
+    expect(init.map((c) => c.name)).toEqual(['restore']);
+    expect(init[0].image).toBe('img:1');
+    expect(init[0].command).toEqual([
+      'walkeeper', 'restore', '--if-empty', '--stream-only', '--pg-version', '15', '--datadir', '/var/lib/postgresql/data/pgdata',
+      '--safekeepers', 'wal-0.wal-headless.db.svc.cluster.local:5454,wal-1.wal-headless.db.svc.cluster.local:5454,wal-2.wal-headless.db.svc.cluster.local:5454',
+      '--tenant-id', 'a'.repeat(32), '--timeline-id', 'b'.repeat(32),
+    ]);
+    // the same volume and data directory as PostgreSQL, the bucket's credentials and the tenant's token
+    expect(init[0].volumeMounts).toContainEqual({ name: 'pgdata', mountPath: '/var/lib/postgresql/data' });
+    expect((init[0].env as { name: string }[]).map((e) => e.name)).toEqual(['WALKEEPER_AUTH_TOKEN', 'WALKEEPER_REMOTE_STORAGE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']);
+    expect(container(sts, 1).command).toContain('--promote');
+  });
+
+  test.each([
+    ['no bucket', {}, 'postgres:15'],
+    ['TLS to the safekeepers', { remoteStorage: { url: 's3://b/p' }, tls: { secretRef: { name: 'wal-tls' } } }, 'postgres:15'],
+    ['an image tag without a major version', { remoteStorage: { url: 's3://b/p' } }, 'registry.example/postgres:latest'],
+  ])('without a restore init container when there is %s (the image runs initdb on an empty volume as before)', (_what, spec, image) => {
+    const sts = buildComputeStatefulSet({ ...inputs, tenant: tenant({ image }), safekeeper: safekeeper(spec as never) });
+    expect((sts.spec.template.spec as { initContainers?: unknown[] }).initContainers).toBeUndefined();
+    expect(container(sts, 1).command).not.toContain('--promote');
+  });
+
+  test.each([['postgres:15', 15], ['postgres:16.4-bookworm', 16], ['registry:5000/lib/postgres:17@sha256:ab', 17], ['postgres', undefined], ['postgres:latest', undefined]])('imageMajor(%s) = %s', (image, major) => {
+    expect(imageMajor(image)).toBe(major);
   });
 
   test('with tls on, the proposer gets only the CA of the Safekeeper\'s TLS Secret as WALKEEPER_TLS_CA', () => {
