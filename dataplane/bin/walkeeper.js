@@ -1,3 +1,5 @@
 #!/usr/bin/env node
 // Thin launcher so npm can link the command before the TypeScript is built.
-import '../dist/src/cli/walkeeper.js';
+import { runWalkeeper } from '../dist/src/cli/walkeeper.js';
+
+runWalkeeper(process.argv);
