@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `walkeeper` with the test hooks the WALKEEPER_TEST_* variables ask for, so chaos and
 // torture can make a real process fail while the product never reads those variables.
-import { runWalkeeper } from '@walkeeper/dataplane/cli/walkeeper';
+import { runWalkeeper } from '@walkeeper/dataplane/cli/walkeeperCommand';
 import { hooksFromEnv } from '../dist/src/hooks.js';
 
 let hooks;

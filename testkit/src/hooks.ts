@@ -3,7 +3,7 @@
 //   WALKEEPER_TEST_FAIL_FSYNC_AFTER=N   the safekeeper's first N fsyncs succeed, every later one throws EIO
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { WalkeeperHooks } from '@walkeeper/dataplane/cli/walkeeper';
+import type { WalkeeperHooks } from '@walkeeper/dataplane/cli/walkeeperCommand';
 import { failFsyncAfter } from './faultInjection.js';
 
 export const FAIL_FSYNC_AFTER = 'WALKEEPER_TEST_FAIL_FSYNC_AFTER';

@@ -11,11 +11,11 @@ test('without WALKEEPER_TEST_* variables no hook is injected', () => {
 test('WALKEEPER_TEST_FAIL_FSYNC_AFTER=2: two fsyncs succeed, the third fails with EIO naming the file', async () => {
   const hook = hooksFromEnv({ [FAIL_FSYNC_AFTER]: '2' }).safekeeper?.fsyncHook;
   expect(hook).toBeDefined();
-  await hook!('wal', '/d/a');
-  await hook!('control', '/d/b');
+  await hook!('wal_flush', '/d/a');
+  await hook!('directory', '/d');
   let thrown: NodeJS.ErrnoException | undefined;
   try {
-    await hook!('wal', '/d/000000010000000000000001.partial');
+    await hook!('segment_full', '/d/000000010000000000000001.partial');
   } catch (err) {
     thrown = err as NodeJS.ErrnoException;
   }
