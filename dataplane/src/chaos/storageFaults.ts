@@ -1,15 +1,15 @@
 // Storage faults on safekeepers: corrupted files found at start-up or on read (truncated WAL
 // segment, a flipped byte in acknowledged WAL, a truncated control file, a missing timeline
 // directory), an fsync failure injected into a real process (WALKEEPER_TEST_FAIL_FSYNC_AFTER,
-// storage/faultInjection.ts) and a full disk (a small tmpfs as one member's data directory of
+// read by the testkit's walkeeper-with-hooks entrypoint, testkit/src/hooks.ts) and a full disk (a small tmpfs as one member's data directory of
 // a LocalCluster under the ledger workload). Each returns what it observed; tests and
 // `npm run chaos` decide what must hold.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, truncateSync, writeFileSync, closeSync, writeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { newId } from '../common/ids.js';
 import { formatLsn, parseLsn, segmentOffset } from '../common/lsn.js';
-import { WALKEEPER_JS } from '../local/process.js';
 import { httpGet, portFree } from '../local/cluster.js';
 import { sleep } from '../local/postgres.js';
 import { CONTROL_FILE_NAME } from '../storage/controlFile.js';
@@ -20,6 +20,9 @@ import { prepareLedger, sql, verifyLedger, waitForCommit, type LedgerVerificatio
 import { FakeProposer, START_LSN, buildWal, http, readWal, removeDir, startTestSafekeeper, tempDir, type TestSafekeeper } from '../../test/safekeeper/helpers.js';
 
 export type Log = (line: string) => void;
+
+/** `walkeeper` with test hooks from WALKEEPER_TEST_* (resolved at run time: the testkit builds after the data plane). */
+const WALKEEPER_WITH_HOOKS_JS = createRequire(import.meta.url).resolve('@walkeeper/testkit/bin/walkeeper-with-hooks.js');
 
 // ---------------------------------------------------------------------------------------
 // Corruption
@@ -187,7 +190,7 @@ export async function fsyncFailureScenario(log: Log = () => undefined, failAfter
   const datadir = join(dir, 'data');
   mkdirSync(datadir);
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [WALKEEPER_JS, 'safekeeper', '--id', '1', '--datadir', datadir, '--listen-pg', `127.0.0.1:${pgPort}`, '--listen-http', `127.0.0.1:${httpPort}`], {
+  const child = spawn(process.execPath, [WALKEEPER_WITH_HOOKS_JS, 'safekeeper', '--id', '1', '--datadir', datadir, '--listen-pg', `127.0.0.1:${pgPort}`, '--listen-http', `127.0.0.1:${httpPort}`], {
     stdio: ['ignore', fd, fd],
     env: { ...process.env, WALKEEPER_TEST_FAIL_FSYNC_AFTER: String(failAfter), WALKEEPER_LOG_LEVEL: 'info' },
   });

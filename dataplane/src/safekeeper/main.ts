@@ -21,6 +21,7 @@ import { WalBackup } from './walBackup.js';
 import { parseIntFlag } from '../cli/flags.js';
 import { parsePercent, parsePgSize } from '../common/size.js';
 import { DiskSpace } from '../storage/diskSpace.js';
+import type { WalStoreOptions } from '../storage/walStore.js';
 
 /** `--remote-storage`: offload WAL to the bucket (and read removed WAL back from it). */
 export interface SafekeeperOptions extends RemoteStorageFlags {
@@ -71,6 +72,15 @@ export function resolveNodeId(opts: Pick<SafekeeperOptions, 'id' | 'idFromHostna
   throw new Error('a safekeeper needs an id: pass --id N (or --id-from-hostname in a StatefulSet)');
 }
 
+/**
+ * Test hooks a tool injects when it starts a safekeeper in-process (testkit's
+ * walkeeper-with-hooks entrypoint); the product itself never sets them.
+ */
+export interface SafekeeperHooks {
+  /** called before every WAL/control-file fsync; throwing fails that fsync */
+  fsyncHook?: WalStoreOptions['fsyncHook'];
+}
+
 export interface RunningSafekeeper {
   ctx: SafekeeperContext;
   pgAddress: string;
@@ -78,7 +88,7 @@ export interface RunningSafekeeper {
   stop(): Promise<void>;
 }
 
-export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningSafekeeper> {
+export async function startSafekeeper(opts: SafekeeperOptions, hooks: SafekeeperHooks = {}): Promise<RunningSafekeeper> {
   const nodeId = resolveNodeId(opts);
   const log = createLogger({ name: `safekeeper-${nodeId}`, format: opts.logFormat as LogFormat });
   splitHostPort(opts.listenPg);
@@ -104,7 +114,7 @@ export async function startSafekeeper(opts: SafekeeperOptions): Promise<RunningS
   // The registry is created first and loaded after the HTTP listener is up, so liveness
   // answers while a large data directory is being recovered.
   const maxSlotWalKeepSize = parseSizeFlag('max-slot-wal-keep-size', opts.maxSlotWalKeepSize ?? '-1', { allowUnlimited: true });
-  const registry = new Registry(opts.datadir, log, nodeId, { maxSlotWalKeepSize }, {
+  const registry = new Registry(opts.datadir, log, nodeId, { maxSlotWalKeepSize, fsyncHook: hooks.fsyncHook }, {
     walKeepSize,
     // With remote storage, the bucket (backup LSN) holds WAL instead of the slowest peer.
     remoteStorageEnabled: remoteConfig !== undefined,
@@ -186,7 +196,7 @@ function loadTlsFiles(opts: Pick<SafekeeperOptions, 'tlsCert' | 'tlsKey'>): { ce
   }
 }
 
-export async function runSafekeeper(opts: SafekeeperOptions): Promise<void> {
-  const sk = await startSafekeeper(opts);
+export async function runSafekeeper(opts: SafekeeperOptions, hooks: SafekeeperHooks = {}): Promise<void> {
+  const sk = await startSafekeeper(opts, hooks);
   stopOnSignals(() => sk.stop(), sk.ctx.log);
 }

@@ -59,7 +59,7 @@ export class Registry implements TimelineGaugeSource {
     readonly datadir: string,
     private readonly log: Logger,
     private readonly nodeId = 0,
-    private readonly options: { maxSlotWalKeepSize?: bigint } = {},
+    private readonly options: { maxSlotWalKeepSize?: bigint; fsyncHook?: TimelineDeps['fsyncHook'] } = {},
     private readonly lifecycle?: WalLifecycleOptions,
   ) {
     this.layout = new DataDirLayout(datadir);
@@ -111,6 +111,7 @@ export class Registry implements TimelineGaugeSource {
       syncPolicy: this.syncPolicy,
       onFatal: (err) => this.fatal(err),
       maxSlotWalKeepSize: this.options.maxSlotWalKeepSize,
+      fsyncHook: this.options.fsyncHook,
       recycle: this.lifecycle && maxRecycled > 0 ? { maxRecycled, prepareAhead: true } : undefined,
     };
   }

@@ -8,9 +8,8 @@ import type { AcceptorMessage, ProposerMessage, Term, TermHistory } from '../con
 import { newTimelineState, type AcceptorPersistentState } from '../consensus/state.js';
 import { readControlFile, writeControlFile, type TimelineLifecycleState } from '../storage/controlFile.js';
 import { StorageError, isStorageError } from '../storage/errors.js';
-import { WalStore } from '../storage/walStore.js';
+import { WalStore, type WalStoreOptions } from '../storage/walStore.js';
 import type { SyncPolicy } from '../storage/syncPolicy.js';
-import { fsyncHookFromEnv } from '../storage/faultInjection.js';
 import { DEFAULT_WAL_SEG_SIZE, formatLsn, maxLsn, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
 import type { SafekeeperMetrics } from '../http/metrics.js';
@@ -53,6 +52,8 @@ export interface TimelineDeps {
   maxSlotWalKeepSize?: bigint;
   /** segment recycling of the WAL store (storage/segmentPool.ts); off without it */
   recycle?: { maxRecycled: number; prepareAhead: boolean };
+  /** test hook injected by the testkit's entrypoint (SafekeeperHooks); absent in production */
+  fsyncHook?: WalStoreOptions['fsyncHook'];
 }
 
 /** What the removal loop last decided for this timeline (status). */
@@ -138,7 +139,7 @@ export class Timeline extends EventEmitter {
       requiredEnd: maxLsn(state.commitLsn, state.timelineStartLsn),
       onFsync: (s) => deps.metrics?.fsyncSeconds.observe(s),
       syncPolicy: deps.syncPolicy,
-      fsyncHook: fsyncHookFromEnv(), // test-only: WALKEEPER_TEST_FAIL_FSYNC_AFTER (storage/faultInjection.ts)
+      fsyncHook: deps.fsyncHook,
     });
     return new Timeline(tenantId, timelineId, dir, store, state, { createdAt, backupLsn, walStartLsn }, deps, slots);
   }

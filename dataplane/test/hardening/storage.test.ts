@@ -46,8 +46,8 @@ describe('corrupt files on a safekeeper', () => {
 test('fsync failure: the safekeeper stops acknowledging and exits 70; acknowledged WAL survives', async () => {
   const r = await fsyncFailureScenario(log);
   console.log(JSON.stringify(r, null, 1));
-  // needs `fsyncHook: fsyncHookFromEnv()` in the WalStore.open options of Timeline.load
-  expect(r.injected ? 'fault injected' : 'WALKEEPER_TEST_FAIL_FSYNC_AFTER is not wired into Timeline.load (safekeeper/timeline.ts)').toBe('fault injected');
+  // needs the testkit entrypoint's fsync hook passed through runSafekeeper → Registry → Timeline.load
+  expect(r.injected ? 'fault injected' : 'WALKEEPER_TEST_FAIL_FSYNC_AFTER did not reach WalStore (testkit/src/hooks.ts → runSafekeeper hooks → Timeline.load)').toBe('fault injected');
   expect(r.exitCode).toBe(70);
   expect(r.ackedSurvived).toBe(true);
   expect(r.fatalLogLine).toMatch(/fsync|EIO/);
