@@ -4,7 +4,7 @@
 // ended (historic, or ended while it streamed) gets WAL up to the switchpoint, then what
 // PostgreSQL's walsender sends: CopyDone and, after the client's CopyDone, the one-row
 // result (next_tli, next_tli_startpos) followed by CommandComplete.
-import { ConnectionError, type CopyHandler, type PgConnection } from './connection.js';
+import { ConnectionError, type CopyHandler, type CopySession } from './copySession.js';
 import type { SafekeeperContext } from './context.js';
 import type { Timeline } from './timeline.js';
 import type { ReplicationCommand } from '../protocol/replicationCommands.js';
@@ -43,7 +43,7 @@ export class WalSender implements CopyHandler {
   readonly info: ReaderInfo;
 
   constructor(
-    private readonly conn: PgConnection,
+    private readonly conn: CopySession,
     private readonly timeline: Timeline,
     private readonly ctx: SafekeeperContext,
     private readonly cmd: StartReplication,
