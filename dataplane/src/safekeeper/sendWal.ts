@@ -15,22 +15,13 @@ import { ProtocolError } from '../protocol/errors.js';
 import { formatLsn, walFileName, XLOG_BLCKSZ, type Lsn } from '../common/lsn.js';
 import { isStorageError } from '../storage/errors.js';
 import type { SlotLease } from './slots.js';
+import type { ReaderInfo } from './readerInfo.js';
 
 type StartReplication = Extract<ReplicationCommand, { kind: 'start_replication' }>;
 
 /** Largest XLogData payload, as the real walsender sends. */
 const MAX_SEND = 128 * 1024;
 const KEEPALIVE_INTERVAL_MS = 1_000;
-
-export interface ReaderInfo {
-  applicationName: string;
-  remote: string;
-  position: Lsn;
-  writeLsn: Lsn;
-  flushLsn: Lsn;
-  applyLsn: Lsn;
-  xmin: bigint;
-}
 
 export class WalSender implements CopyHandler {
   private position: Lsn;
