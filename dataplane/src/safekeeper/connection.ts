@@ -29,38 +29,12 @@ import { AuthError, authorize, type Claims } from '../auth/jwt.js';
 import type { SafekeeperContext } from './context.js';
 import type { Timeline } from './timeline.js';
 import { WalReceiver } from './receiveWal.js';
+import { ConnectionError, type CopyHandler, type CopySession } from './copySession.js';
 import { WalSender } from './sendWal.js';
 import { randomInt } from 'node:crypto';
 import { currentPgTimeline, historyFileFor, historyFileName, type PgTimelineHistory } from '../consensus/pgTimeline.js';
 import { SlotError, SlotSqlState, truncateSlotIdentifier, type SlotLease } from './slots.js';
 import type { Lsn } from '../common/lsn.js';
-
-/** A sub-protocol that owns the connection's CopyData stream after START_*. */
-export interface CopyHandler {
-  onCopyData(data: Buffer): Promise<void> | void;
-  /** called after every batch of messages that arrived together (group-commit point) */
-  onBatchEnd(): Promise<void> | void;
-  onCopyDone(): Promise<void> | void;
-  onClose(): void;
-}
-
-/** An error that ends the connection, sent to the client as FATAL unless it was an ERROR. */
-export class ConnectionError extends Error {
-  constructor(
-    message: string,
-    readonly sqlState: string,
-    readonly severity: 'ERROR' | 'FATAL' = 'FATAL',
-    readonly detail?: string,
-    readonly hint?: string,
-  ) {
-    super(message);
-  }
-
-  /** A refused slot command, as PostgreSQL reports it. */
-  static fromSlot(err: SlotError, severity: 'ERROR' | 'FATAL' = 'ERROR'): ConnectionError {
-    return new ConnectionError(err.message, err.sqlState, severity, err.detail, err.hint);
-  }
-}
 
 const SERVER_VERSION = '15.0 (walkeeper)';
 /** How long a client may take from connecting to finishing authentication. */
@@ -68,7 +42,7 @@ const STARTUP_TIMEOUT_MS = 10_000;
 /** How long a message may stay half-received: a slow-drip client must not hold its buffer. */
 const PARTIAL_MESSAGE_TIMEOUT_MS = 10_000;
 
-export class PgConnection {
+export class PgConnection implements CopySession {
   private readonly decoder = new FrontendDecoder();
   private pending: FrontendMessage[] = [];
   private processing = false;

@@ -1,7 +1,7 @@
 // The WAL receiver: a proposer's START_WAL_PUSH stream. Each CopyData is one consensus
 // message for the timeline's acceptor; all messages that arrived together are applied and
 // then made durable by one fdatasync (group commit) before their replies go out.
-import { ConnectionError, type CopyHandler, type PgConnection } from './connection.js';
+import { ConnectionError, type CopyHandler, type CopySession } from './copySession.js';
 import type { SafekeeperContext } from './context.js';
 import type { Timeline } from './timeline.js';
 import { AcceptorError } from '../consensus/errors.js';
@@ -16,7 +16,7 @@ export class WalReceiver implements CopyHandler {
   private detached = false;
 
   constructor(
-    private readonly conn: PgConnection,
+    private readonly conn: CopySession,
     private readonly timeline: Timeline,
     private readonly ctx: SafekeeperContext,
   ) {

@@ -4,7 +4,7 @@
 // ended (historic, or ended while it streamed) gets WAL up to the switchpoint, then what
 // PostgreSQL's walsender sends: CopyDone and, after the client's CopyDone, the one-row
 // result (next_tli, next_tli_startpos) followed by CommandComplete.
-import { ConnectionError, type CopyHandler, type PgConnection } from './connection.js';
+import { ConnectionError, type CopyHandler, type CopySession } from './copySession.js';
 import type { SafekeeperContext } from './context.js';
 import type { Timeline } from './timeline.js';
 import type { ReplicationCommand } from '../protocol/replicationCommands.js';
@@ -15,22 +15,13 @@ import { ProtocolError } from '../protocol/errors.js';
 import { formatLsn, walFileName, XLOG_BLCKSZ, type Lsn } from '../common/lsn.js';
 import { isStorageError } from '../storage/errors.js';
 import type { SlotLease } from './slots.js';
+import type { ReaderInfo } from './readerInfo.js';
 
 type StartReplication = Extract<ReplicationCommand, { kind: 'start_replication' }>;
 
 /** Largest XLogData payload, as the real walsender sends. */
 const MAX_SEND = 128 * 1024;
 const KEEPALIVE_INTERVAL_MS = 1_000;
-
-export interface ReaderInfo {
-  applicationName: string;
-  remote: string;
-  position: Lsn;
-  writeLsn: Lsn;
-  flushLsn: Lsn;
-  applyLsn: Lsn;
-  xmin: bigint;
-}
 
 export class WalSender implements CopyHandler {
   private position: Lsn;
@@ -43,7 +34,7 @@ export class WalSender implements CopyHandler {
   readonly info: ReaderInfo;
 
   constructor(
-    private readonly conn: PgConnection,
+    private readonly conn: CopySession,
     private readonly timeline: Timeline,
     private readonly ctx: SafekeeperContext,
     private readonly cmd: StartReplication,

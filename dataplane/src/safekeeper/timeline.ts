@@ -13,7 +13,7 @@ import type { SyncPolicy } from '../storage/syncPolicy.js';
 import { DEFAULT_WAL_SEG_SIZE, formatLsn, maxLsn, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
 import type { SafekeeperMetrics } from '../http/metrics.js';
-import type { ReaderInfo } from './sendWal.js';
+import type { ReaderInfo } from './readerInfo.js';
 import { currentPgTimeline, type PgTimelineHistory } from '../consensus/pgTimeline.js';
 import { TimelineSlots } from './slots.js';
 import type { RemoteWalReader } from './remoteWal.js';
