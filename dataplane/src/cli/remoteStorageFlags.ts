@@ -2,7 +2,8 @@
 // (safekeeper, proposer, backup, restore): the same names, help and WALKEEPER_* variables.
 import type { Command } from 'commander';
 import { flag } from './flags.js';
-import { parseRemoteStorageUrl, type RemoteStorageConfig } from '../remote/url.js';
+import { parseRemoteStorageUrl } from '../remote/url.js';
+import type { RemoteStorageConfig } from '../remote/remoteStorage.js';
 
 export interface RemoteStorageFlags {
   remoteStorage?: string;

@@ -16,8 +16,7 @@ import { WalBuffer } from './walBuffer.js';
 import { PeerReader } from './peerReader.js';
 import { PgAdmin } from './pgAdmin.js';
 import { failOver } from './failover.js';
-
-export type TermOutcome = { kind: 'fenced'; reason: string } | { kind: 'refused'; reason: string } | { kind: 'ended'; reason: string };
+import type { TermOutcome } from './termOutcome.js';
 
 /** WAL kept in memory beyond what every streaming member acknowledged. */
 const MAX_BUFFERED_BYTES = 256 * 1024 * 1024;

@@ -71,3 +71,38 @@ export function timelineKeyPrefix(tenantId: string, timelineId: string): string 
 export function walObjectKey(tenantId: string, timelineId: string, fileName: string): string {
   return `${timelineKeyPrefix(tenantId, timelineId)}wal/${fileName}`;
 }
+
+// Store configurations: what url.ts parses and the stores are opened with (here, so neither imports the other).
+/**
+ * When the S3 client computes request checksums (the SDK's `requestChecksumCalculation`):
+ * `when_supported` is the SDK's default (a CRC32 header on every upload, and `aws-chunked`
+ * framing for stream bodies); `when_required` only where an API demands one. Several
+ * S3-compatible servers (s3rver among them) need `when_required`. Explicit, never guessed.
+ */
+export type S3ChecksumMode = 'when_supported' | 'when_required';
+
+export interface S3Config {
+  kind: 's3';
+  bucket: string;
+  /** key prefix without leading or trailing slash ('' for the bucket's root) */
+  prefix: string;
+  /** e.g. http://127.0.0.1:9000; undefined = AWS's own endpoint for the region */
+  endpoint?: string;
+  region: string;
+  /** path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need */
+  forcePathStyle: boolean;
+  /** undefined = the SDK's default provider chain (instance profile, web identity, ...) */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  checksumMode: S3ChecksumMode;
+  /** the URL as given, for logs and status (never holds credentials) */
+  url: string;
+}
+
+export interface FileConfig {
+  kind: 'file';
+  /** absolute directory that holds the objects */
+  dir: string;
+  url: string;
+}
+
+export type RemoteStorageConfig = S3Config | FileConfig;

@@ -20,8 +20,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { sha256Hex } from './fileStore.js';
-import { RemoteStorageError, type RemoteObjectInfo, type RemoteStorage } from './remoteStorage.js';
-import type { S3Config } from './url.js';
+import { RemoteStorageError, type RemoteObjectInfo, type RemoteStorage, type S3Config } from './remoteStorage.js';
 
 const CHECKSUM_META = 'sha256';
 const REQUEST_TIMEOUT_MS = 30_000;

@@ -2,41 +2,7 @@
 // store configuration, and opens the store. Every refusal is a `bad_url` RemoteStorageError
 // that names the part that is wrong, so a typo in a manifest is found at start-up.
 import { isAbsolute, normalize } from 'node:path';
-import { RemoteStorageError, type RemoteStorage } from './remoteStorage.js';
-
-/**
- * When the S3 client computes request checksums (the SDK's `requestChecksumCalculation`):
- * `when_supported` is the SDK's default (a CRC32 header on every upload, and `aws-chunked`
- * framing for stream bodies); `when_required` only where an API demands one. Several
- * S3-compatible servers (s3rver among them) need `when_required`. Explicit, never guessed.
- */
-export type S3ChecksumMode = 'when_supported' | 'when_required';
-
-export interface S3Config {
-  kind: 's3';
-  bucket: string;
-  /** key prefix without leading or trailing slash ('' for the bucket's root) */
-  prefix: string;
-  /** e.g. http://127.0.0.1:9000; undefined = AWS's own endpoint for the region */
-  endpoint?: string;
-  region: string;
-  /** path-style addressing (`endpoint/bucket/key`), which most S3-compatible servers need */
-  forcePathStyle: boolean;
-  /** undefined = the SDK's default provider chain (instance profile, web identity, ...) */
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  checksumMode: S3ChecksumMode;
-  /** the URL as given, for logs and status (never holds credentials) */
-  url: string;
-}
-
-export interface FileConfig {
-  kind: 'file';
-  /** absolute directory that holds the objects */
-  dir: string;
-  url: string;
-}
-
-export type RemoteStorageConfig = S3Config | FileConfig;
+import { RemoteStorageError, type FileConfig, type RemoteStorage, type RemoteStorageConfig, type S3Config } from './remoteStorage.js';
 
 /** The options beside the URL (flags `--remote-storage-*`); environment fills what is unset. */
 export interface RemoteStorageOptions {

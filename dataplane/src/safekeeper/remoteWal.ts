@@ -6,10 +6,16 @@
 import { formatLsn, walFileName, type Lsn } from '../common/lsn.js';
 import { walObjectKey, type RemoteStorage } from '../remote/remoteStorage.js';
 import { StorageError } from '../storage/errors.js';
-import type { Timeline } from './timeline.js';
 import { pgTimelineOfSegment } from '../consensus/pgTimeline.js';
 
 const CACHED_SEGMENTS = 2;
+
+/** What the bucket reader needs of its timeline (so the timeline and this module do not import each other). */
+export interface RemoteWalTimeline {
+  readonly tenantId: string;
+  readonly timelineId: string;
+  snapshot(): { walSegSize: number; pgTimelineHistory: Parameters<typeof pgTimelineOfSegment>[0] };
+}
 
 export class RemoteWalReader {
   /** segment number → its bytes (or the fetch in flight), most recently used last */
@@ -17,7 +23,7 @@ export class RemoteWalReader {
 
   constructor(
     private readonly store: RemoteStorage,
-    private readonly tl: Timeline,
+    private readonly tl: RemoteWalTimeline,
   ) {}
 
   /** Bytes [start, start + maxBytes) clipped to the segment holding start; throws if the bucket lacks it. */
