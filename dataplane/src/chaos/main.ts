@@ -18,8 +18,21 @@ interface Row {
   detail: string;
 }
 
+const USAGE = 'usage: npm run chaos [-- --seed N] [--skip-network] [--skip-failover] [--skip-storage] [--skip-fuzz]';
+const FLAGS = new Set(['--seed', '--skip-network', '--skip-failover', '--skip-storage', '--skip-fuzz']);
+
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(USAGE);
+    return 0;
+  }
+  // an unknown flag must not start a long run that ignores it
+  const unknown = args.filter((a, i) => !FLAGS.has(a) && args[i - 1] !== '--seed');
+  if (unknown.length) {
+    console.error(`chaos: unknown argument ${unknown.join(' ')}\n${USAGE}`);
+    return 2;
+  }
   const seedAt = args.indexOf('--seed');
   const seed = seedAt >= 0 ? Number(args[seedAt + 1]) : undefined;
   const log = (l: string) => process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${l}\n`);
