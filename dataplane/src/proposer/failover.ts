@@ -17,7 +17,7 @@ import type { Proposer, ProposerEffect } from '../consensus/proposer.js';
 import { ProposerError } from '../consensus/errors.js';
 import { PgWalSource } from './pgSource.js';
 import type { PgAdmin } from './pgAdmin.js';
-import type { TermOutcome } from './termRun.js';
+import type { TermOutcome } from './termOutcome.js';
 
 const POLL_MS = 100;
 const PROGRESS_LOG_MS = 10_000;
