@@ -4,7 +4,7 @@
 import { Command } from 'commander';
 import { flag } from './flags.js';
 import { DEFAULT_DISK_HIGH_WATER, DEFAULT_DISK_RESERVE, DEFAULT_MAX_RECYCLED_SEGMENTS, DEFAULT_WAL_KEEP_SIZE, runSafekeeper } from '../safekeeper/main.js';
-import { runProposer } from '../proposer/main.js';
+import { runProposerCommand as runProposer } from '../proposer/main.js';
 import { addBackupCommands } from './backupCommands.js';
 import { addRemoteStorageFlags } from './remoteStorageFlags.js';
 

@@ -111,13 +111,13 @@ export class Timeline extends EventEmitter {
 
   /** The WAL store and control file behind the acceptor node. */
   private storagePort(): AcceptorStorage {
-    const timeline = this;
+    const store = this.store;
     return {
       get writeLsn() {
-        return timeline.store.writeLsn;
+        return store.writeLsn;
       },
       get flushLsn() {
-        return timeline.store.flushLsn;
+        return store.flushLsn;
       },
       writeControl: (state) => writeControlFile(this.dir, { ...state, ...this.lifecycleState }),
       // On an empty timeline this only fixes where WAL starts; the first append does that.
