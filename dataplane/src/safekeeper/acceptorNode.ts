@@ -81,6 +81,11 @@ export class AcceptorNode {
     return this.acceptor;
   }
 
+  /** written WAL waits for the fsync of endOfBatch (the simulation chooses when that comes) */
+  get flushPending(): boolean {
+    return this.needsFlush;
+  }
+
   get proposerCount(): number {
     return this.sessions.size;
   }
