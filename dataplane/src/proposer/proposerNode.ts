@@ -240,12 +240,15 @@ export class ProposerNode {
         }
         const data = this.opts.wal.read(member, item.req.beginLsn, item.req.endLsn);
         if (data instanceof Promise) {
-          return void data.then((d) => {
-            if (!live()) return this.resume(member, epoch);
-            const sent = this.sendAppend(member, m, d);
-            if (sent) sent.then(() => this.resume(member, epoch), fail);
-            else this.resume(member, epoch);
-          }, fail);
+          return void data
+            .then((d) => {
+              if (!live()) return this.resume(member, epoch);
+              // a send that throws (the link closed meanwhile) is a failed feed, like a failed read
+              const sent = this.sendAppend(member, m, d);
+              if (sent) sent.then(() => this.resume(member, epoch), fail);
+              else this.resume(member, epoch);
+            })
+            .catch(fail);
         }
         const sent = this.sendAppend(member, m, data);
         if (sent) return void sent.then(() => this.resume(member, epoch), fail);
