@@ -62,10 +62,10 @@ export const DEFAULT_CHAOS: ChaosWeights = {
   breakLink: 1.5,
   newProposer: 0.7,
   killProposer: 0.5,
-  silence: 0.3,
+  silence: 0.15,
   wipe: 0.05,
   promote: 0.1,
-  time: 5,
+  time: 4,
 };
 
 /** High proposer churn: finds interleavings that need many short-lived leaders (figure 8). */
