@@ -1,12 +1,14 @@
 // The test hooks a tool asks for through WALKEEPER_TEST_* variables, turned into the hooks
 // argument of the product's entry (runWalkeeper). Only bin/walkeeper-with-hooks.js reads them.
-//   WALKEEPER_TEST_FAIL_FSYNC_AFTER=N   the safekeeper's first N fsyncs succeed, every later one throws EIO
+//   WALKEEPER_TEST_FAIL_FSYNC_AFTER=N             the safekeeper's first N fsyncs succeed, every later one throws EIO
+//   WALKEEPER_TEST_UNSAFE_ACK_BEFORE_QUORUM=1     the proposer acknowledges commits on PostgreSQL's flush (a broken rule)
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { WalkeeperHooks } from '@walkeeper/dataplane/cli/walkeeperCommand';
 import { failFsyncAfter } from './faultInjection.js';
 
 export const FAIL_FSYNC_AFTER = 'WALKEEPER_TEST_FAIL_FSYNC_AFTER';
+export const UNSAFE_ACK_BEFORE_QUORUM = 'WALKEEPER_TEST_UNSAFE_ACK_BEFORE_QUORUM';
 
 export function hooksFromEnv(env: NodeJS.ProcessEnv): WalkeeperHooks {
   const hooks: WalkeeperHooks = {};
@@ -16,9 +18,11 @@ export function hooksFromEnv(env: NodeJS.ProcessEnv): WalkeeperHooks {
     if (!Number.isSafeInteger(after)) throw new Error(`${FAIL_FSYNC_AFTER} must be a non-negative integer, got "${failAfter}"`);
     hooks.safekeeper = { fsyncHook: failFsyncAfter(after, `${FAIL_FSYNC_AFTER}=${after}`) };
   }
-  // TODO(runProposer hooks): once proposer/main.ts has runProposer(argv, hooks: { unsafeAckBeforeQuorum?: boolean }),
-  // read WALKEEPER_TEST_UNSAFE_ACK_BEFORE_QUORUM here into hooks.proposer and remove the
-  // environment read from proposer/termRun.ts.
+  const unsafeAck = env[UNSAFE_ACK_BEFORE_QUORUM];
+  if (unsafeAck !== undefined && unsafeAck !== '') {
+    if (unsafeAck !== '1') throw new Error(`${UNSAFE_ACK_BEFORE_QUORUM} must be 1 or unset, got "${unsafeAck}"`);
+    hooks.proposer = { unsafeAckBeforeQuorum: true };
+  }
   return hooks;
 }
 

@@ -1,11 +1,17 @@
 // The WALKEEPER_TEST_* variables become hooks only through the testkit's entrypoint; a value
 // that does not parse is refused before any process starts.
 import { spawnSync } from 'node:child_process';
-import { FAIL_FSYNC_AFTER, WALKEEPER_WITH_HOOKS_JS, hooksFromEnv } from '../src/hooks.js';
+import { FAIL_FSYNC_AFTER, UNSAFE_ACK_BEFORE_QUORUM, WALKEEPER_WITH_HOOKS_JS, hooksFromEnv } from '../src/hooks.js';
 
 test('without WALKEEPER_TEST_* variables no hook is injected', () => {
   expect(hooksFromEnv({})).toEqual({});
   expect(hooksFromEnv({ [FAIL_FSYNC_AFTER]: '' })).toEqual({});
+  expect(hooksFromEnv({ [UNSAFE_ACK_BEFORE_QUORUM]: '' })).toEqual({});
+});
+
+test('WALKEEPER_TEST_UNSAFE_ACK_BEFORE_QUORUM=1 reaches the proposer as its hook; any other value is refused', () => {
+  expect(hooksFromEnv({ [UNSAFE_ACK_BEFORE_QUORUM]: '1' })).toEqual({ proposer: { unsafeAckBeforeQuorum: true } });
+  expect(() => hooksFromEnv({ [UNSAFE_ACK_BEFORE_QUORUM]: 'yes' })).toThrow(`${UNSAFE_ACK_BEFORE_QUORUM} must be 1 or unset, got "yes"`);
 });
 
 test('WALKEEPER_TEST_FAIL_FSYNC_AFTER=2: two fsyncs succeed, the third fails with EIO naming the file', async () => {

@@ -7,7 +7,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, truncateSync, writeFileSync, closeSync, writeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
 import { newId } from '../common/ids.js';
 import { formatLsn, parseLsn, segmentOffset } from '../common/lsn.js';
 import { httpGet, portFree } from '../local/cluster.js';
@@ -15,14 +14,12 @@ import { sleep } from '../local/postgres.js';
 import { CONTROL_FILE_NAME } from '../storage/controlFile.js';
 import { LedgerRecord } from '../torture/ledger.js';
 import { Workload } from '../torture/workload.js';
-import { newTempCluster, killCluster, safekeeperTimeline, EXTRA_PORT, withWalRemoval } from '../torture/env.js';
+import { newTempCluster, killCluster, safekeeperTimeline, EXTRA_PORT, withWalRemoval, WALKEEPER_WITH_HOOKS_JS } from '../torture/env.js';
 import { prepareLedger, sql, verifyLedger, waitForCommit, type LedgerVerification } from './ledgerCheck.js';
 import { FakeProposer, START_LSN, buildWal, http, readWal, removeDir, startTestSafekeeper, tempDir, type TestSafekeeper } from '../../test/safekeeper/helpers.js';
 
 export type Log = (line: string) => void;
 
-/** `walkeeper` with test hooks from WALKEEPER_TEST_* (resolved at run time: the testkit builds after the data plane). */
-const WALKEEPER_WITH_HOOKS_JS = createRequire(import.meta.url).resolve('@walkeeper/testkit/bin/walkeeper-with-hooks.js');
 
 // ---------------------------------------------------------------------------------------
 // Corruption

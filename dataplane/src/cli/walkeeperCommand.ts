@@ -4,7 +4,7 @@
 import { Command } from 'commander';
 import { flag } from './flags.js';
 import { DEFAULT_DISK_HIGH_WATER, DEFAULT_DISK_RESERVE, DEFAULT_MAX_RECYCLED_SEGMENTS, DEFAULT_WAL_KEEP_SIZE, runSafekeeper, type SafekeeperHooks, type SafekeeperOptions } from '../safekeeper/main.js';
-import { runProposer } from '../proposer/main.js';
+import { runProposer, type ProposerHooks, type ProposerOptions } from '../proposer/main.js';
 import { addBackupCommands } from './backupCommands.js';
 import { addRemoteStorageFlags } from './remoteStorageFlags.js';
 
@@ -14,7 +14,7 @@ import { addRemoteStorageFlags } from './remoteStorageFlags.js';
  */
 export interface WalkeeperHooks {
   safekeeper?: SafekeeperHooks;
-  // proposer?: ProposerHooks — arrives with runProposer(argv, hooks) in proposer/main.ts
+  proposer?: ProposerHooks;
 }
 
 /** Parses argv (process.argv shape) and runs the chosen command; exits 1 with the error on failure. */
@@ -58,7 +58,7 @@ export function runWalkeeper(argv: readonly string[], hooks: WalkeeperHooks = {}
     .addOption(flag('--tls-ca <file>', 'PEM CA certificate(s): connect to the safekeepers over TLS and verify their certificates against it'))
     .addOption(flag('--promote', 'failover: --pg may be a hot standby following a safekeeper; once this proposer holds the quorum and the standby has replayed all committed WAL, promote it and push its new timeline (docs/operations.md)'))
     .addOption(flag('--log-format <format>', 'json or text', 'json'))
-    .action(runProposer);
+    .action((opts: ProposerOptions) => runProposer(opts, hooks.proposer));
 
   addBackupCommands(program);
 

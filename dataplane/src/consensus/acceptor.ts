@@ -1,7 +1,8 @@
 // The acceptor (safekeeper) state machine for one timeline, etcd-raft style: it takes a
 // proposer message and returns the ordered effects the shell must perform (notes §3).
 // It never does I/O; the WAL position is owned by storage and reported back through
-// onFlushed. Rules that make the protocol safe are marked "SAFETY".
+// onFlushed, and what reached the control file through onPersisted (raft's Advance): the
+// machine never assumes an effect was durable. Rules that make the protocol safe are marked "SAFETY".
 import { formatLsn, maxLsn, minLsn, type Lsn } from '../common/lsn.js';
 import { AcceptorError } from './errors.js';
 import {
@@ -39,7 +40,8 @@ import {
 /**
  * What the shell must do, in list order. Contract:
  * - `persist`: durably replace the control file with `state` (tmp, fsync, rename, fsync dir)
- *   before performing any later effect of the same list; a vote reply always follows it.
+ *   before performing any later effect of the same list, then call `onPersisted(state)`; a
+ *   vote reply always follows it. Until acknowledged the state is not `durableState`.
  * - `truncate_wal`: durably discard all WAL at and after `lsn` (flushed or not); on an empty
  *   timeline, initialise the WAL to start at `lsn`. Afterwards write = flush = `lsn`.
  * - `append_wal`: write `data` at `beginLsn` (no fsync needed).
@@ -117,7 +119,10 @@ function pgMajor(version: number): number {
 export class Acceptor {
   readonly nodeId: bigint;
   private state: AcceptorPersistentState;
-  private persisted: AcceptorPersistentState;
+  /** last state handed out in a persist effect (so an unchanged state is not written twice) */
+  private emitted: AcceptorPersistentState;
+  /** last state the shell acknowledged as on disk (onPersisted) */
+  private durable: AcceptorPersistentState;
   private write: Lsn;
   private flush: Lsn;
   /** highest commit LSN announced by the proposer elected in the current term */
@@ -130,7 +135,8 @@ export class Acceptor {
     this.nodeId = opts.nodeId;
     this.faults = opts.faults ?? {};
     this.state = cloneState(opts.state);
-    this.persisted = cloneState(opts.state);
+    this.emitted = cloneState(opts.state);
+    this.durable = cloneState(opts.state);
     try {
       validateTermHistory(opts.state.termHistory, 'stored term history');
     } catch (e) {
@@ -179,6 +185,25 @@ export class Acceptor {
   /** The in-memory persistent state (commitLsn may be ahead of the control file). */
   get persistentState(): AcceptorPersistentState {
     return cloneState(this.state);
+  }
+
+  /**
+   * What the control file holds, as acknowledged by onPersisted: after a storage error the
+   * shell rebuilds the machine from this and the WAL positions storage reports.
+   */
+  get durableState(): AcceptorPersistentState {
+    return cloneState(this.durable);
+  }
+
+  /** The shell made `state` (from a persist effect) durable. */
+  onPersisted(state: AcceptorPersistentState): void {
+    if (state.tenantId !== this.state.tenantId || state.timelineId !== this.state.timelineId) {
+      throw new AcceptorError('invalid_persist_ack', `${this.where()}acknowledged a control file of ${state.tenantId}/${state.timelineId}`);
+    }
+    if (state.term < this.durable.term) {
+      throw new AcceptorError('invalid_persist_ack', `${this.where()}acknowledged term ${state.term} below the durable term ${this.durable.term}`);
+    }
+    this.durable = cloneState(state);
   }
 
   view(): AcceptorView {
@@ -261,7 +286,7 @@ export class Acceptor {
 
   /** Persists the lazily kept LSNs (commit, peer horizon) if they moved; call periodically. */
   checkpoint(): AcceptorEffect[] {
-    const p = this.persisted;
+    const p = this.emitted;
     if (p.commitLsn === this.state.commitLsn && p.truncateLsn === this.state.truncateLsn) return [];
     return [this.persistEffect()];
   }
@@ -496,7 +521,7 @@ export class Acceptor {
     this.state = { ...this.state, commitLsn: candidate };
     // The first time the current term's start is committed, make it durable (sync-safekeepers relies on it).
     const termStart = this.termStartLsn;
-    if (this.persisted.commitLsn < termStart && candidate >= termStart) effects.push(this.persistEffect());
+    if (this.emitted.commitLsn < termStart && candidate >= termStart) effects.push(this.persistEffect());
   }
 
   private voteResponse(d: { granted: boolean; term: Term }): VoteResponse {
@@ -536,7 +561,7 @@ export class Acceptor {
   }
 
   private persistEffect(): AcceptorEffect {
-    this.persisted = cloneState(this.state);
+    this.emitted = cloneState(this.state);
     return { kind: 'persist', state: cloneState(this.state) };
   }
 

@@ -23,7 +23,8 @@ export type AcceptorErrorCode =
   | 'pg_timeline_before_elected'
   | 'pg_timeline_regressed'
   | 'pg_timeline_mismatch'
-  | 'invalid_history_file';
+  | 'invalid_history_file'
+  | 'invalid_persist_ack';
 
 export class AcceptorError extends Error {
   constructor(

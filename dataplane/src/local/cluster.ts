@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { newId } from '../common/ids.js';
 import { PostgresServer, sleep } from './postgres.js';
-import { ManagedProcess } from './process.js';
+import { ManagedProcess, WALKEEPER_JS } from './process.js';
 
 export interface SafekeeperAddr {
   id: number;
@@ -73,6 +73,8 @@ export class LocalCluster {
   constructor(
     readonly baseDir: string,
     readonly config: LocalClusterConfig,
+    /** the `walkeeper` launcher its processes run (torture names the testkit's, with test hooks) */
+    readonly entrypoint: string = WALKEEPER_JS,
   ) {
     this.postgres = new PostgresServer({
       dataDir: join(baseDir, 'postgres', 'data'),
@@ -115,11 +117,11 @@ export class LocalCluster {
   }
 
   safekeeperProcess(id: number): ManagedProcess {
-    return new ManagedProcess(`safekeeper ${id}`, join(this.baseDir, 'run', `safekeeper-${id}.pid`), join(this.baseDir, 'logs', `safekeeper-${id}.log`));
+    return new ManagedProcess(`safekeeper ${id}`, join(this.baseDir, 'run', `safekeeper-${id}.pid`), join(this.baseDir, 'logs', `safekeeper-${id}.log`), this.entrypoint);
   }
 
   get proposerProcess(): ManagedProcess {
-    return new ManagedProcess('proposer', join(this.baseDir, 'run', 'proposer.pid'), join(this.baseDir, 'logs', 'proposer.log'));
+    return new ManagedProcess('proposer', join(this.baseDir, 'run', 'proposer.pid'), join(this.baseDir, 'logs', 'proposer.log'), this.entrypoint);
   }
 
   safekeeperAddr(id: number): SafekeeperAddr {

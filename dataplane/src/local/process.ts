@@ -19,6 +19,8 @@ export class ManagedProcess {
     readonly name: string,
     readonly pidFile: string,
     readonly logFile: string,
+    /** the launcher started with `node` (a test tool may name one that injects test hooks) */
+    readonly entrypoint: string = WALKEEPER_JS,
   ) {}
 
   get pid(): number | undefined {
@@ -34,7 +36,7 @@ export class ManagedProcess {
     return this.pid !== undefined;
   }
 
-  /** Starts `node walkeeper.js <args>` in its own process group, logging to logFile. */
+  /** Starts `node <entrypoint> <args>` in its own process group, logging to logFile. */
   start(args: string[], env: Record<string, string> = {}): number {
     if (this.running) return this.pid!;
     mkdirSync(dirname(this.logFile), { recursive: true });
@@ -42,7 +44,7 @@ export class ManagedProcess {
     const log = openSync(this.logFile, 'a');
     // WALKEEPER_NODE_ARGS: extra node flags for the processes of a local cluster (e.g. --cpu-prof).
     const nodeArgs = (process.env.WALKEEPER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-    const child = spawn(process.execPath, [...nodeArgs, WALKEEPER_JS, ...args], {
+    const child = spawn(process.execPath, [...nodeArgs, this.entrypoint, ...args], {
       stdio: ['ignore', log, log],
       detached: true,
       env: { ...process.env, ...env },

@@ -12,6 +12,8 @@ import { remoteStorageConfig, type RemoteStorageFlags } from '../cli/remoteStora
 import { openRemoteStorage } from '../remote/url.js';
 import { findPgClientBinDir } from '../local/postgres.js';
 import { BackupRunner } from './backupRunner.js';
+import type { ProposerHooks } from './termRun.js';
+export type { ProposerHooks } from './termRun.js';
 
 /** `--remote-storage`: the bucket base backups go to (POST /v1/backups). */
 export interface ProposerOptions extends RemoteStorageFlags {
@@ -28,7 +30,8 @@ export interface ProposerOptions extends RemoteStorageFlags {
   logFormat: string;
 }
 
-export async function startProposer(opts: ProposerOptions) {
+/** Starts the proposer; `hooks` are test-only behaviours a test tool injects (never the environment). */
+export async function startProposer(opts: ProposerOptions, hooks: ProposerHooks = {}) {
   if (!opts.pg) throw new Error('missing --pg: the connection string of the PostgreSQL primary');
   if (!opts.safekeepers) throw new Error('missing --safekeepers: host:port,host:port,... of the safekeepers');
   assertValidId('tenant_id', opts.tenant);
@@ -46,7 +49,7 @@ export async function startProposer(opts: ProposerOptions) {
     for (const t of targets) t.tls = { ca };
   }
   const metrics = new ProposerMetrics();
-  const service = new ProposerService({ pg, targets, tenantId: opts.tenant, timelineId: opts.timeline, log, metrics, promote: opts.promote === true });
+  const service = new ProposerService({ pg, targets, tenantId: opts.tenant, timelineId: opts.timeline, log, metrics, promote: opts.promote === true, hooks });
   // A bucket URL that does not parse refuses the start; one that cannot be reached fails each
   // backup with the store's answer, and commits never wait for it.
   const remote = remoteStorageConfig(opts);
@@ -75,7 +78,9 @@ export async function startProposer(opts: ProposerOptions) {
   };
 }
 
-export async function runProposer(opts: ProposerOptions): Promise<void> {
-  const p = await startProposer(opts);
+/** Runs the proposer until a signal stops it, with test hooks injected by a test tool. */
+export async function runProposer(opts: ProposerOptions, hooks: ProposerHooks = {}): Promise<void> {
+  const p = await startProposer(opts, hooks);
   stopOnSignals(() => p.stop(), p.log);
 }
+

@@ -3,9 +3,8 @@
 // PostgreSQL's WAL is the WAL the quorum holds, then streams new WAL and reports the quorum
 // commit LSN back to PostgreSQL. Anything that breaks the term (PostgreSQL gone, a higher
 // term, a refusal) ends it; the service starts a fresh term, or stops when fenced.
-import { Proposer, type ProposerEffect, type AppendRequestHeader } from '../consensus/proposer.js';
-import { ProposerError } from '../consensus/errors.js';
-import type { AcceptorMessage, AppendRequest, ProposerMessage } from '../consensus/messages.js';
+import { Proposer, type ProposerEffect } from '../consensus/proposer.js';
+import type { AcceptorMessage } from '../consensus/messages.js';
 import { DEFAULT_WAL_SEG_SIZE, XLOG_BLCKSZ, formatLsn, segmentStart, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
 import type { ConnInfo } from '../common/conninfo.js';
@@ -16,39 +15,29 @@ import { WalBuffer } from './walBuffer.js';
 import { PeerReader } from './peerReader.js';
 import { PgAdmin } from './pgAdmin.js';
 import { failOver } from './failover.js';
+import { ProposerNode, type MemberTransport } from './proposerNode.js';
+import { systemClock } from '../common/clock.js';
 import type { TermOutcome } from './termOutcome.js';
 
 /** WAL kept in memory beyond what every streaming member acknowledged. */
 const MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
 /** PostgreSQL's WAL just before the term start is compared with the donor's. */
 const VERIFY_BYTES = BigInt(XLOG_BLCKSZ);
-const HEARTBEAT_MS = 1_000;
-/**
- * A deliberately broken rule for the durability tests only (torture/primaryLoss.ts): report
- * PostgreSQL's own flush position as ours, acknowledging commits before any quorum has them.
- */
-const UNSAFE_ACK_BEFORE_QUORUM = process.env.WALKEEPER_TEST_UNSAFE_ACK_BEFORE_QUORUM === '1';
-const COMMIT_BROADCAST_DELAY_MS = 5;
-/**
- * A member that answers nothing for this long is dropped and reconnected: a partition that
- * drops packets (no reset) must show as an offline member, not as a healthy quorum.
- */
-const MEMBER_SILENCE_MS = 5_000;
 
 interface MemberRuntime {
   target: LinkTarget;
   link: SafekeeperLink | undefined;
-  epoch: number;
-  queue: ({ kind: 'msg'; msg: Exclude<ProposerMessage, AppendRequest> } | { kind: 'append'; req: AppendRequestHeader })[];
-  pumping: boolean;
   error: string | undefined;
   peer: PeerReader | undefined;
-  /** commit LSN carried by the last AppendRequest sent to this member */
-  commitSent: Lsn;
-  /** when the last AppendRequest went to this member (ms) */
-  lastAppendAt: number;
-  /** when the member last sent us anything (ms) */
-  lastHeard: number;
+}
+
+/** Test-only behaviour injected by test tools, never read from the environment here. */
+export interface ProposerHooks {
+  /**
+   * A deliberately broken rule for the durability tests only (torture/primaryLoss.ts): report
+   * PostgreSQL's own flush position as ours, acknowledging commits before any quorum has them.
+   */
+  unsafeAckBeforeQuorum?: boolean;
 }
 
 export interface TermRunDeps {
@@ -64,10 +53,12 @@ export interface TermRunDeps {
    * it, promotes it and records the timeline switch (failover.ts). Without it a standby is refused.
    */
   promote?: boolean;
+  hooks?: ProposerHooks;
 }
 
 export class TermRun {
   core: Proposer | undefined;
+  private node: ProposerNode | undefined;
   source: PgWalSource | undefined;
   state: 'connecting' | 'electing' | 'promoting' | 'streaming' = 'connecting';
   /** what the term waits for while promoting (for the status endpoint) */
@@ -82,11 +73,9 @@ export class TermRun {
   private finished = false;
   private resolveOutcome!: (o: TermOutcome) => void;
   readonly outcome: Promise<TermOutcome>;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private commitBroadcastTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: TermRunDeps) {
-    this.members = deps.targets.map((target) => ({ target, link: undefined, epoch: 0, queue: [], pumping: false, error: undefined, peer: undefined, commitSent: 0n, lastAppendAt: 0, lastHeard: 0 }));
+    this.members = deps.targets.map((target) => ({ target, link: undefined, error: undefined, peer: undefined }));
     this.outcome = new Promise((resolve) => (this.resolveOutcome = resolve));
   }
 
@@ -127,7 +116,7 @@ export class TermRun {
     }
     if (this.finished) return;
     const id = source.identity;
-    if (UNSAFE_ACK_BEFORE_QUORUM) log.error('TEST MODE: acknowledging commits on PostgreSQL\'s flush, before any quorum has them');
+    if (this.deps.hooks?.unsafeAckBeforeQuorum) log.error('TEST MODE: acknowledging commits on PostgreSQL\'s flush, before any quorum has them');
     log.info({ system_id: id.systemId.toString(), pg_timeline: id.pgTimeline, flush_lsn: formatLsn(id.flushLsn), pg_version: id.pgVersion }, 'connected to PostgreSQL');
     this.core = new Proposer({
       tenantId: this.deps.tenantId,
@@ -144,13 +133,45 @@ export class TermRun {
       broadcastCommit: false,
       pgTimeline: id.pgTimelineInfo,
     });
+    this.node = new ProposerNode({
+      core: this.core,
+      transport: this.transport(),
+      wal: { read: (i, begin, end) => this.walFor(i, begin, end) },
+      clock: systemClock,
+      events: {
+        elected: (e) => {
+          this.deps.metrics.elections.inc();
+          this.deps.metrics.term.set(Number(e.term));
+          void this.onElected(e).catch((err: Error) => this.finish({ kind: 'ended', reason: err.message }));
+        },
+        commitAdvanced: (commitLsn) => {
+          this.source?.sendStatus(commitLsn);
+          this.deps.metrics.commitLsn.set(Number(commitLsn));
+          this.trimBuffer(commitLsn);
+        },
+        fenced: (reason) => this.finish({ kind: 'fenced', reason }),
+        memberDropped: (i, reason) => {
+          const m = this.members[i];
+          m.error = reason;
+          this.deps.log.warn({ safekeeper: m.target.address, err: reason }, 'dropping safekeeper connection; it reconnects');
+        },
+        walSent: (bytes) => this.deps.metrics.walSent.inc(bytes),
+      },
+    });
     this.state = 'electing';
     this.members.forEach((_, i) => void this.memberLoop(i));
-    this.heartbeatTimer = setInterval(() => {
-      this.dropSilentMembers();
-      this.dispatch(this.core!.heartbeat());
-    }, HEARTBEAT_MS);
-    this.heartbeatTimer.unref();
+    this.node.start();
+  }
+
+  /** The safekeeper links as the node's transport. */
+  private transport(): MemberTransport {
+    return {
+      send: (i, msg) => {
+        const link = this.members[i].link;
+        if (link && !link.send(msg)) return link.drain();
+      },
+      close: (i) => this.members[i].link?.close(),
+    };
   }
 
   /** Keeps one member connected for the life of the term, reconnecting with backoff. */
@@ -166,9 +187,8 @@ export class TermRun {
         }
         m.link = link;
         m.error = undefined;
-        m.lastHeard = Date.now();
         backoff = 200;
-        this.dispatch(this.core!.onConnected(i));
+        this.node!.connected(i);
         await ended;
       } catch (err) {
         m.error = (err as Error).message;
@@ -176,86 +196,16 @@ export class TermRun {
       }
       m.link?.close();
       m.link = undefined;
-      m.epoch++;
-      m.queue = [];
       if (this.finished) return;
-      this.dispatch(this.core!.onDisconnected(i));
+      this.node!.disconnected(i);
       await new Promise((r) => setTimeout(r, backoff));
       backoff = Math.min(backoff * 2, 5_000);
     }
   }
 
-  private dropSilentMembers(): void {
-    const now = Date.now();
-    for (const m of this.members) {
-      if (m.link && now - m.lastHeard > MEMBER_SILENCE_MS) {
-        m.error = `no answer from safekeeper ${m.target.address} for ${MEMBER_SILENCE_MS / 1000} s`;
-        this.deps.log.warn({ safekeeper: m.target.address }, m.error);
-        m.link.close();
-      }
-    }
-  }
-
   private onMemberMessage(i: number, msg: AcceptorMessage): void {
     if (this.finished) return;
-    this.members[i].lastHeard = Date.now();
-    try {
-      this.dispatch(this.core!.handle(i, msg));
-    } catch (err) {
-      if (!(err instanceof ProposerError)) throw err;
-      // A member that breaks the protocol is dropped; the term goes on with the others.
-      this.members[i].error = err.message;
-      this.deps.log.warn({ safekeeper: this.members[i].target.address, err: err.message }, 'dropping safekeeper connection');
-      this.members[i].link?.close();
-    }
-  }
-
-  private dispatch(effects: ProposerEffect[]): void {
-    for (const e of effects) {
-      if (this.finished) return;
-      switch (e.kind) {
-        case 'send':
-          this.enqueue(e.member, { kind: 'msg', msg: e.msg });
-          break;
-        case 'send_append':
-          this.enqueue(e.member, { kind: 'append', req: e.request });
-          break;
-        case 'elected':
-          this.deps.metrics.elections.inc();
-          this.deps.metrics.term.set(Number(e.term));
-          void this.onElected(e).catch((err: Error) => this.finish({ kind: 'ended', reason: err.message }));
-          break;
-        case 'commit_advanced':
-          this.source?.sendStatus(e.commitLsn);
-          this.scheduleCommitBroadcast();
-          this.deps.metrics.commitLsn.set(Number(e.commitLsn));
-          this.trimBuffer(e.commitLsn);
-          break;
-        case 'fenced':
-          this.finish({ kind: 'fenced', reason: e.reason });
-          break;
-      }
-    }
-  }
-
-  /**
-   * Safekeepers learn the commit LSN from AppendRequests; readers see WAL only up to it.
-   * Under load every member gets an AppendRequest (carrying the commit LSN) within a few ms
-   * anyway, so an empty append goes only to a member that was sent nothing for a while and
-   * lags the commit LSN: the stream went quiet. Each empty append costs every member a
-   * wakeup, which on a busy machine is a good part of a commit's CPU.
-   */
-  private scheduleCommitBroadcast(): void {
-    if (this.commitBroadcastTimer) return;
-    this.commitBroadcastTimer = setTimeout(() => {
-      this.commitBroadcastTimer = undefined;
-      if (this.finished) return;
-      const commit = this.core!.commitLsn;
-      const quietSince = Date.now() - COMMIT_BROADCAST_DELAY_MS;
-      const lagging = this.members.filter((m) => m.commitSent < commit);
-      if (lagging.some((m) => m.lastAppendAt > quietSince)) this.scheduleCommitBroadcast();
-      this.dispatch(this.core!.heartbeat().filter((e) => e.kind !== 'send_append' || (this.members[e.member].commitSent < commit && this.members[e.member].lastAppendAt <= quietSince)));
-    }, COMMIT_BROADCAST_DELAY_MS);
+    this.node!.received(i, msg);
   }
 
   /**
@@ -300,7 +250,7 @@ export class TermRun {
             this.source?.close();
             this.source = next;
           },
-          dispatch: (effects) => this.dispatch(effects),
+          dispatch: (effects) => this.node!.dispatch(effects),
         });
         if (outcome) return this.finish(outcome);
       } finally {
@@ -356,7 +306,7 @@ export class TermRun {
       if (this.finished) return;
       this.buffer!.append(start, data);
       this.deps.metrics.walReceived.inc(data.length);
-      if (UNSAFE_ACK_BEFORE_QUORUM) this.source!.sendStatus(this.buffer!.end);
+      if (this.deps.hooks?.unsafeAckBeforeQuorum) this.source!.sendStatus(this.buffer!.end);
       this.wakeBufferWaiters();
       if (this.verified) this.advance();
     });
@@ -386,59 +336,13 @@ export class TermRun {
 
   /** New WAL from PostgreSQL beyond the term start goes to the core, which schedules sends. */
   private advance(): void {
-    const core = this.core!;
-    const end = this.buffer!.end;
-    if (end > core.walEnd && end > core.termStartLsn) this.dispatch(core.onWalAppended(end));
+    this.node!.walAppended(this.buffer!.end);
   }
 
   private wakeBufferWaiters(): void {
     const waiters = this.bufferWaiters;
     this.bufferWaiters = [];
     for (const w of waiters) w();
-  }
-
-  private enqueue(i: number, item: MemberRuntime['queue'][number]): void {
-    const m = this.members[i];
-    if (!m.link) return;
-    m.queue.push(item);
-    if (!m.pumping) void this.pump(i);
-  }
-
-  /** Sends a member's queue in order; WAL comes from the buffer, or from a peer when older. */
-  private async pump(i: number): Promise<void> {
-    const m = this.members[i];
-    if (m.pumping) return;
-    m.pumping = true;
-    const epoch = m.epoch;
-    try {
-      while (m.queue.length && m.epoch === epoch && !this.finished && m.link) {
-        const item = m.queue[0];
-        let ok: boolean;
-        if (item.kind === 'msg') {
-          ok = m.link.send(item.msg);
-        } else {
-          const walData = await this.walFor(i, item.req.beginLsn, item.req.endLsn);
-          if (m.epoch !== epoch || this.finished || !m.link) break;
-          ok = m.link.send({ ...item.req, walData });
-          m.commitSent = item.req.commitLsn;
-          m.lastAppendAt = Date.now();
-          this.deps.metrics.walSent.inc(walData.length);
-        }
-        m.queue.shift();
-        if (!ok) await m.link.drain();
-      }
-    } catch (err) {
-      if (m.epoch === epoch && !this.finished) {
-        m.error = (err as Error).message;
-        this.deps.log.warn({ safekeeper: m.target.address, err: m.error }, 'cannot feed safekeeper; reconnecting it');
-        m.queue = [];
-        m.link?.close();
-      }
-    } finally {
-      m.pumping = false;
-      // items queued for a newer connection while we were busy with the old one
-      if (m.epoch !== epoch && m.queue.length && !this.finished) void this.pump(i);
-    }
   }
 
   /** Resolves once cond() holds; re-checked whenever WAL arrives or the term's state moves. */
@@ -494,6 +398,7 @@ export class TermRun {
   private finish(outcome: TermOutcome): void {
     if (this.finished) return;
     this.finished = true;
+    this.node?.stop();
     this.resolveOutcome(outcome);
   }
 
@@ -503,14 +408,9 @@ export class TermRun {
   }
 
   private dispose(): void {
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    if (this.commitBroadcastTimer) clearTimeout(this.commitBroadcastTimer);
+    this.node?.stop();
     this.wakeBufferWaiters();
-    for (const m of this.members) {
-      m.epoch++;
-      m.queue = [];
-      m.link?.close();
-    }
+    for (const m of this.members) m.link?.close();
     this.source?.close();
     this.admin?.close();
   }

@@ -1,8 +1,7 @@
-// One timeline on a safekeeper: the acceptor state machine, its control file and its WAL
-// store, and the shell that performs the machine's effects in order. Every step on a
-// timeline runs under one lock, so two proposers racing for it are serialized.
+// One timeline on a safekeeper: its control file, WAL store, replication slots and readers,
+// wired into the acceptor node (acceptorNode.ts), which performs the acceptor machine's
+// effects. This file is the adapter: real files and the system clock behind the node's ports.
 import { EventEmitter } from 'node:events';
-import { Acceptor, type AcceptorEffect } from '../consensus/acceptor.js';
 import { AcceptorError } from '../consensus/errors.js';
 import type { AcceptorMessage, ProposerMessage, Term, TermHistory } from '../consensus/messages.js';
 import { newTimelineState, type AcceptorPersistentState } from '../consensus/state.js';
@@ -17,9 +16,8 @@ import type { ReaderInfo } from './readerInfo.js';
 import { currentPgTimeline, type PgTimelineHistory } from '../consensus/pgTimeline.js';
 import { TimelineSlots } from './slots.js';
 import type { RemoteWalReader } from './remoteWal.js';
-
-/** How often lazily kept LSNs (commit, peer horizon) are written to the control file. */
-const CHECKPOINT_INTERVAL_MS = 1_000;
+import { AcceptorNode, type AcceptorStorage } from './acceptorNode.js';
+import { systemClock } from '../common/clock.js';
 
 export interface TimelineSnapshot {
   systemId: bigint;
@@ -70,11 +68,7 @@ export class Timeline extends EventEmitter {
   readonly readers = new Set<ReaderInfo>();
   /** Set by the removal loop (safekeeper/walRemoval.ts); null until it first ran. */
   removal: RemovalStatus | null = null;
-  private acceptor: Acceptor;
-  private readonly sinks = new Map<number, { sink: ReplySink; kill: (err: Error) => void }>();
-  private lock: Promise<unknown> = Promise.resolve();
-  private needsFlush = false;
-  private readonly checkpointTimer: NodeJS.Timeout;
+  private readonly node: AcceptorNode;
   private closed = false;
   /** set when remote storage is on: WAL removed from local disk is read back from the bucket */
   private remoteReader: RemoteWalReader | undefined;
@@ -84,7 +78,7 @@ export class Timeline extends EventEmitter {
     readonly timelineId: string,
     readonly dir: string,
     private store: WalStore,
-    private lastPersisted: AcceptorPersistentState,
+    state: AcceptorPersistentState,
     private lifecycleState: TimelineLifecycleState,
     private readonly deps: TimelineDeps,
     /** readers' physical replication slots (slots.control) */
@@ -92,10 +86,49 @@ export class Timeline extends EventEmitter {
   ) {
     super();
     this.setMaxListeners(0);
-    this.acceptor = this.newAcceptor();
+    this.node = new AcceptorNode({
+      nodeId: BigInt(deps.nodeId),
+      state,
+      storage: this.storagePort(),
+      clock: systemClock,
+      events: {
+        walAdvanced: () => this.emit('advance'),
+        walFlushed: (bytes) => deps.metrics?.walFlushedBytes.inc(bytes),
+        fatal: (err) => deps.onFatal(err),
+        recovered: (err) => {
+          const code = isStorageError(err) ? err.code : undefined;
+          deps.log.error({ tenant_id: tenantId, timeline_id: timelineId, code, err: err.message }, 'storage error; dropping proposers and reloading state from disk');
+        },
+        checkpointFailed: (err) => deps.log.warn({ tenant_id: tenantId, timeline_id: timelineId, err: err.message }, 'checkpoint of control file failed'),
+      },
+    });
     slots.start(() => this.acceptor.view().commitLsn);
-    this.checkpointTimer = setInterval(() => void this.checkpoint(), CHECKPOINT_INTERVAL_MS);
-    this.checkpointTimer.unref();
+    this.node.start();
+  }
+
+  private get acceptor() {
+    return this.node.machine;
+  }
+
+  /** The WAL store and control file behind the acceptor node. */
+  private storagePort(): AcceptorStorage {
+    const store = this.store;
+    return {
+      get writeLsn() {
+        return store.writeLsn;
+      },
+      get flushLsn() {
+        return store.flushLsn;
+      },
+      writeControl: (state) => writeControlFile(this.dir, { ...state, ...this.lifecycleState }),
+      // On an empty timeline this only fixes where WAL starts; the first append does that.
+      truncate: async (lsn) => {
+        if (this.store.writeLsn !== 0n) await this.store.truncate(lsn);
+      },
+      append: (beginLsn, data) => this.store.append(beginLsn, data),
+      flush: () => this.store.flush(),
+      classify: (err) => (isStorageError(err, 'fsync_failed') || this.store.failed ? 'fatal' : isStorageError(err) ? 'recoverable' : 'other'),
+    };
   }
 
   /** Writes the control file of a brand-new timeline (term 0, no WAL) into an existing directory. */
@@ -144,10 +177,6 @@ export class Timeline extends EventEmitter {
     return new Timeline(tenantId, timelineId, dir, store, state, { createdAt, backupLsn, walStartLsn }, deps, slots);
   }
 
-  private newAcceptor(): Acceptor {
-    return new Acceptor({ nodeId: BigInt(this.deps.nodeId), state: this.lastPersisted, writeLsn: this.store.writeLsn, flushLsn: this.store.flushLsn });
-  }
-
   snapshot(): TimelineSnapshot {
     const v = this.acceptor.view();
     const s = this.acceptor.persistentState;
@@ -194,8 +223,8 @@ export class Timeline extends EventEmitter {
       pg_version: s.pgVersion,
       pg_timeline: currentPgTimeline(s.pgTimelineHistory).tli,
       pg_timeline_history: s.pgTimelineHistory.map((e) => ({ tli: e.tli, start_lsn: formatLsn(e.startLsn) })),
-      proposer_connected: this.sinks.size > 0,
-      proposers: this.sinks.size,
+      proposer_connected: this.node.proposerCount > 0,
+      proposers: this.node.proposerCount,
       readers: [...this.readers].map((r) => ({
         application_name: r.applicationName,
         address: r.remote,
@@ -218,113 +247,36 @@ export class Timeline extends EventEmitter {
    * Resolves once the control file holding them is durable.
    */
   advanceLifecycle(update: Partial<Pick<TimelineLifecycleState, 'backupLsn' | 'walStartLsn'>>): Promise<void> {
-    return this.locked(async () => {
+    return this.node.exclusive(async () => {
       const next = { ...this.lifecycleState };
       if (update.backupLsn !== undefined && update.backupLsn > next.backupLsn) next.backupLsn = update.backupLsn;
       if (update.walStartLsn !== undefined && update.walStartLsn > next.walStartLsn) next.walStartLsn = update.walStartLsn;
       if (next.backupLsn === this.lifecycleState.backupLsn && next.walStartLsn === this.lifecycleState.walStartLsn) return;
       // Not through io(): a failed lifecycle write (a full disk, say) leaves the acceptor and
       // its proposers alone; the caller retries and commits go on.
-      await writeControlFile(this.dir, { ...this.lastPersisted, ...next });
+      await writeControlFile(this.dir, { ...this.acceptor.durableState, ...next });
       this.lifecycleState = next;
     });
   }
 
-  /** Runs fn with the timeline lock held: acceptor steps and their I/O never interleave. */
-  private locked<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn, fn);
-    this.lock = run.catch(() => undefined);
-    return run;
-  }
-
   /** A proposer connection attaches; replies for it go to sink, kill ends it. */
   attachProposer(sink: ReplySink, kill: (err: Error) => void): number {
-    const connId = this.acceptor.openConnection();
-    this.sinks.set(connId, { sink, kill });
-    return connId;
+    return this.node.attachProposer({ sink, kill });
   }
 
   detachProposer(connId: number): Promise<void> {
-    return this.locked(async () => {
-      if (!this.sinks.delete(connId)) return;
-      await this.perform(this.acceptor.closeConnection(connId));
-      await this.flushIfNeeded();
-    });
+    return this.node.detachProposer(connId);
   }
 
   /** Applies one proposer message. Protocol violations throw AcceptorError (the caller closes the connection). */
   handle(connId: number, msg: ProposerMessage): Promise<void> {
-    return this.locked(async () => {
-      if (!this.sinks.has(connId)) return;
-      if (msg.tag === 'append_request') this.deps.metrics?.walReceivedBytes.inc(msg.walData.length);
-      await this.perform(this.acceptor.handle(connId, msg));
-    });
+    if (msg.tag === 'append_request') this.deps.metrics?.walReceivedBytes.inc(msg.walData.length);
+    return this.node.handle(connId, msg);
   }
 
   /** End of a batch of messages that arrived together: one fdatasync covers all of them. */
   endOfBatch(): Promise<void> {
-    return this.locked(() => this.flushIfNeeded());
-  }
-
-  private async flushIfNeeded(): Promise<void> {
-    if (!this.needsFlush) return;
-    this.needsFlush = false;
-    const before = this.store.flushLsn;
-    const flushed = await this.io(() => this.store.flush());
-    if (flushed > before) this.deps.metrics?.walFlushedBytes.inc(Number(flushed - before));
-    // An empty store (elected, no WAL yet) flushes nothing; the acceptor's position stands.
-    const reported = this.store.writeLsn === 0n ? this.acceptor.view().flushLsn : flushed;
-    await this.perform(this.acceptor.onFlushed(reported));
-    this.emit('advance');
-  }
-
-  private async perform(effects: AcceptorEffect[]): Promise<void> {
-    for (const e of effects) {
-      switch (e.kind) {
-        case 'persist': {
-          const state = e.state;
-          await this.io(() => writeControlFile(this.dir, { ...state, ...this.lifecycleState }));
-          this.lastPersisted = state;
-          break;
-        }
-        case 'truncate_wal':
-          // On an empty timeline this only fixes where WAL starts; the first append does that.
-          if (this.store.writeLsn !== 0n) await this.io(() => this.store.truncate(e.lsn));
-          this.emit('advance');
-          break;
-        case 'append_wal':
-          await this.io(() => this.store.append(e.beginLsn, e.data));
-          break;
-        case 'flush_wal':
-          this.needsFlush = true;
-          break;
-        case 'reply':
-          this.sinks.get(e.connId)?.sink(e.msg);
-          break;
-      }
-    }
-  }
-
-  /**
-   * Storage I/O with the failure policy: an fsync failure ends the process; any other
-   * storage error (disk full, I/O error) resets the acceptor to what is on disk and drops
-   * the proposers, which reconnect and redo greeting, vote and election from the truth.
-   */
-  private async io<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (isStorageError(err, 'fsync_failed') || this.store.failed) {
-        this.deps.onFatal(err as Error);
-      } else if (isStorageError(err)) {
-        this.deps.log.error({ tenant_id: this.tenantId, timeline_id: this.timelineId, code: err.code, err: err.message }, 'storage error; dropping proposers and reloading state from disk');
-        for (const { kill } of this.sinks.values()) kill(err);
-        this.sinks.clear();
-        this.acceptor = this.newAcceptor();
-        this.needsFlush = false;
-      }
-      throw err;
-    }
+    return this.node.endOfBatch();
   }
 
   /**
@@ -379,36 +331,21 @@ export class Timeline extends EventEmitter {
     this.remoteReader = reader;
   }
 
-  private async checkpoint(): Promise<void> {
-    if (this.closed) return;
-    await this.locked(() => this.perform(this.acceptor.checkpoint())).catch((err: Error) => {
-      this.deps.log.warn({ tenant_id: this.tenantId, timeline_id: this.timelineId, err: err.message }, 'checkpoint of control file failed');
-    });
-  }
-
   /** true once close() began (tenant deleted or shutting down): nothing is served any more */
   get isClosed(): boolean {
     return this.closed;
   }
 
   get proposerCount(): number {
-    return this.sinks.size;
+    return this.node.proposerCount;
   }
 
   /** Flushes dirty WAL and persists lazily kept LSNs, then closes files. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.checkpointTimer);
-    await this.locked(async () => {
-      for (const { kill } of this.sinks.values()) kill(new Error('timeline is closing'));
-      this.sinks.clear();
-      if (!this.store.failed) {
-        await this.flushIfNeeded().catch(() => undefined);
-        await this.perform(this.acceptor.checkpoint()).catch(() => undefined);
-      }
-      await this.store.close();
-    });
+    await this.node.close(new Error('timeline is closing'), !this.store.failed);
+    await this.node.exclusive(() => this.store.close());
     await this.slots.close();
     this.emit('advance');
   }

@@ -4,14 +4,17 @@
 //   node dataplane/dist/src/sim/main.js --seed 42 [same options]
 import type { AcceptorFaults } from '../consensus/acceptor.js';
 import type { ProposerFaults } from '../consensus/proposer.js';
+import type { ProposerShellFaults } from '../proposer/proposerNode.js';
 import { CHURN_CHAOS, runSeed, type SimOptions } from './cluster.js';
 
-const FAULTS: Record<string, { acceptorFaults?: AcceptorFaults; proposerFaults?: ProposerFaults }> = {
+const FAULTS: Record<string, { acceptorFaults?: AcceptorFaults; proposerFaults?: ProposerFaults; shellFaults?: ProposerShellFaults }> = {
   acceptEqualTermVote: { acceptorFaults: { acceptEqualTermVote: true } },
   grantVoteWithoutPersist: { acceptorFaults: { grantVoteWithoutPersist: true } },
   ackBeforeFlush: { acceptorFaults: { ackBeforeFlush: true } },
   skipFigure8Rule: { proposerFaults: { skipFigure8Rule: true } },
   donorIgnoresLastLogTerm: { proposerFaults: { donorIgnoresLastLogTerm: true } },
+  keepSilentMembers: { shellFaults: { keepSilentMembers: true } },
+  noHeartbeats: { shellFaults: { noHeartbeats: true } },
 };
 
 function parseArgs(argv: string[]): { seeds: number; seed: number | null; first: number; flags: string[]; options: SimOptions } {
@@ -53,10 +56,10 @@ function parseArgs(argv: string[]): { seeds: number; seed: number | null; first:
   };
 }
 
-function main(): number {
+async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   if (args.seed !== null) {
-    const r = runSeed(args.seed, { ...args.options, trace: true });
+    const r = await runSeed(args.seed, { ...args.options, trace: true });
     for (const line of r.trace) console.log(line);
     console.log(r.ok ? `seed ${args.seed}: ok after ${r.steps} steps` : `seed ${args.seed}: VIOLATION at step ${r.steps}: ${r.violation}`);
     return r.ok ? 0 : 1;
@@ -64,7 +67,7 @@ function main(): number {
   const started = process.hrtime.bigint();
   let steps = 0;
   for (let seed = args.first; seed < args.first + args.seeds; seed++) {
-    const r = runSeed(seed, { ...args.options, trace: false });
+    const r = await runSeed(seed, { ...args.options, trace: false });
     steps += r.steps;
     if (!r.ok) {
       console.log(`seed ${seed} FAILED at step ${r.steps}: ${r.violation}`);
@@ -79,4 +82,4 @@ function main(): number {
   return 0;
 }
 
-process.exitCode = main();
+process.exitCode = await main();

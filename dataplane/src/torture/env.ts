@@ -1,6 +1,7 @@
 // Shared by torture and bench: a LocalCluster in a fresh temp directory on free loopback
 // ports, child processes run as the PostgreSQL identity with a time limit, and timestamps.
 import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { chownSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -33,13 +34,19 @@ export interface TempCluster {
   runAs: RunAs | undefined;
 }
 
+/**
+ * `walkeeper` with the test hooks that WALKEEPER_TEST_* variables ask for (testkit/src/hooks.ts),
+ * resolved at run time: the testkit builds after the data plane, and the product never reads them.
+ */
+export const WALKEEPER_WITH_HOOKS_JS = createRequire(import.meta.url).resolve('@walkeeper/testkit/bin/walkeeper-with-hooks.js');
+
 /** A LocalCluster (not started) in a new temp directory that the PostgreSQL user can enter. */
-export async function newTempCluster(prefix: string, parentDir = tmpdir()): Promise<TempCluster> {
+export async function newTempCluster(prefix: string, parentDir = tmpdir(), opts: { entrypoint?: string } = {}): Promise<TempCluster> {
   const dir = mkdtempSync(join(parentDir, prefix));
   const runAs = postgresIdentity();
   if (runAs) chownSync(dir, runAs.uid, runAs.gid);
   const portBase = await freePortBase();
-  const cluster = new LocalCluster(dir, defaultConfig({ portBase, safekeepers: 3 }));
+  const cluster = new LocalCluster(dir, defaultConfig({ portBase, safekeepers: 3 }), opts.entrypoint);
   cluster.saveConfig();
   return { cluster, portBase, runAs };
 }

@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { parseLsn, formatLsn } from '../common/lsn.js';
 import { sleep } from '../local/postgres.js';
-import { EXTRA_PORT, killCluster, newTempCluster, safekeeperTimeline, timestamped } from './env.js';
+import { EXTRA_PORT, WALKEEPER_WITH_HOOKS_JS, killCluster, newTempCluster, safekeeperTimeline, timestamped } from './env.js';
 import { checkLedger, LedgerRecord } from './ledger.js';
 import { readLedger, startRestoredServer, takeBaseBackup } from './restore.js';
 import { LEDGER_DDL, Workload } from './workload.js';
 
-/** Read by the proposer (termRun.ts): acknowledge on PostgreSQL's flush, not the quorum. Tests only. */
+/** Read by the testkit's entrypoint (testkit/src/hooks.ts) into the proposer's unsafeAckBeforeQuorum hook. */
 export const UNSAFE_ACK_ENV = 'WALKEEPER_TEST_UNSAFE_ACK_BEFORE_QUORUM';
 
 export interface PrimaryLossReport {
@@ -31,7 +31,7 @@ export interface PrimaryLossReport {
 
 export async function runPrimaryLoss(opts: { unsafeAck?: boolean; log?: (line: string) => void } = {}): Promise<PrimaryLossReport> {
   const log = timestamped(Date.now(), opts.log ?? ((l) => process.stdout.write(l + '\n')));
-  const { cluster, portBase, runAs } = await newTempCluster('walkeeper-primary-loss-');
+  const { cluster, portBase, runAs } = await newTempCluster('walkeeper-primary-loss-', undefined, opts.unsafeAck ? { entrypoint: WALKEEPER_WITH_HOOKS_JS } : {});
   const dir = cluster.baseDir;
   const record = new LedgerRecord();
   let workload: Workload | undefined;

@@ -235,3 +235,26 @@ describe('AppendRequest', () => {
     );
   });
 });
+
+describe('persist acknowledgement', () => {
+  it('a persisted state becomes durable only once the shell acknowledges it', () => {
+    const a = makeAcceptor();
+    const persisted = lastPersisted(voteOn(a, 3).effects);
+    expect(a.durableState.term).toBe(0n);
+    a.onPersisted(persisted);
+    expect(a.durableState.term).toBe(3n);
+  });
+  it('refuses an acknowledgement that would move the durable term back, and keeps the durable state', () => {
+    const a = makeAcceptor();
+    const first = lastPersisted(voteOn(a, 3).effects);
+    a.onPersisted(first);
+    expect(code(() => a.onPersisted({ ...first, term: 2n }))).toBe('invalid_persist_ack');
+    expect(a.durableState.term).toBe(3n);
+  });
+  it('refuses an acknowledgement of another timeline', () => {
+    const a = makeAcceptor();
+    const s = lastPersisted(voteOn(a, 3).effects);
+    expect(code(() => a.onPersisted({ ...s, timelineId: 'ff'.repeat(16) }))).toBe('invalid_persist_ack');
+    expect(a.durableState.term).toBe(0n);
+  });
+});
