@@ -19,8 +19,6 @@ const operatorToDataplane = {
   message: `the operator reaches the data plane over its HTTP API; only the shared LSN and API-types modules may be imported (${STYLE})`,
 };
 const restrict = (...patterns) => ['error', { patterns: [noTestCode, ...patterns] }];
-// Test tools still under dataplane/src until they move to testkit/ (issue 14).
-const TOOLS_STILL_IN_DATAPLANE = ['dataplane/src/chaos/**', 'dataplane/src/torture/**', 'dataplane/src/bench/**', 'dataplane/src/local/standby.ts', 'dataplane/src/local/s3Server.ts'];
 
 export default tseslint.config(
   { ignores: ['**/dist/**', 'node_modules/**', '.walkeeper/**', 'coverage/**'] },
@@ -35,7 +33,6 @@ export default tseslint.config(
   },
   {
     files: ['dataplane/src/**/*.ts', 'operator/src/**/*.ts'],
-    ignores: TOOLS_STILL_IN_DATAPLANE,
     rules: { 'no-restricted-imports': restrict() },
   },
   {

@@ -5,7 +5,13 @@ export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': swc },
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  // The workspaces' package imports run from source too, so a test and the tools it drives
+  // share one copy of each module (one class identity, no stale dist).
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+    '^@walkeeper/dataplane/lsn$': '<rootDir>/dataplane/src/common/lsn',
+    '^@walkeeper/(dataplane|testkit)/((?!bin/).*)$': '<rootDir>/$1/src/$2',
+  },
   testMatch: ['<rootDir>/{dataplane,operator,e2e,testkit}/test/**/*.test.ts'],
   testTimeout: 120000,
 };

@@ -14,9 +14,9 @@ const b = args.indexOf('--backup-scale');
 if (b >= 0) backupArgs.push(...args.splice(b, 2));
 
 for (const [script, argv] of [
-  ['dataplane/dist/src/bench/main.js', args],
+  ['testkit/dist/src/bench/main.js', args],
   ['operator/dist/src/bench/scale.js', scaleArgs],
-  ['dataplane/dist/src/bench/backup.js', backupArgs],
+  ['testkit/dist/src/bench/backup.js', backupArgs],
 ]) {
   const r = spawnSync(process.execPath, [script, ...argv], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);

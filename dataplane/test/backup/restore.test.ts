@@ -23,10 +23,10 @@ import { applyRetention, listBackups } from '../../src/backup/catalog.js';
 import { backupPrefix, manifestKey, newBackupId } from '../../src/backup/layout.js';
 import { walFetchCommand } from '../../src/backup/walFetch.js';
 import type { BackupManifest } from '../../src/backup/manifest.js';
-import { LedgerRecord, checkLedger } from '../../src/torture/ledger.js';
-import { LEDGER_DDL, Workload } from '../../src/torture/workload.js';
-import { readLedger } from '../../src/torture/restore.js';
-import { safekeeperTimeline } from '../../src/torture/env.js';
+import { LedgerRecord, checkLedger } from '@walkeeper/testkit/torture/ledger';
+import { LEDGER_DDL, Workload } from '@walkeeper/testkit/torture/workload';
+import { readLedger } from '@walkeeper/testkit/torture/restore';
+import { safekeeperTimeline } from '@walkeeper/testkit/torture/env';
 import { destroyTestCluster, newTestCluster } from '../helpers/cluster.js';
 import { pgConnect } from '../helpers/pg.js';
 import { until } from '../helpers/until.js';
@@ -279,13 +279,21 @@ test('`restore --if-empty` leaves an empty data directory to initdb only for a t
   // The original timeline against a bucket without its backups: initdb would be refused by the safekeepers, so it is an error
   const emptyBucket = join(scratch, 'empty-bucket');
   mkdirSync(emptyBucket);
-  const membersBefore = await safekeeperSnapshot(originalTimeline);
-  const refusedRun = await walkeeper(bootstrapArgs(join(scratch, 'lost'), originalTimeline, `file://${emptyBucket}`));
-  expect(refusedRun.code).not.toBe(0);
-  expect(refusedRun.stderr).toMatch(/safekeepers hold WAL of PostgreSQL system \d+ up to [0-9A-F]+\/[0-9A-F]+ on timeline [0-9a-f]{32}, but file:\/\/.* has no complete base backup of it/);
-  expect(readdirSync(emptyBucket)).toEqual([]);
-  expect(existsSync(join(scratch, 'lost'))).toBe(false);
-  expect(await safekeeperSnapshot(originalTimeline)).toEqual(membersBefore);
+  // The proposer is stopped so that the safekeepers' state is still (the primary's own WAL, such
+  // as its periodic standby snapshots, would move it): only the refused run could change it now.
+  await cluster.stopProposer();
+  try {
+    const membersBefore = await safekeeperSnapshot(originalTimeline);
+    const refusedRun = await walkeeper(bootstrapArgs(join(scratch, 'lost'), originalTimeline, `file://${emptyBucket}`));
+    expect(refusedRun.code).not.toBe(0);
+    expect(refusedRun.stderr).toMatch(/safekeepers hold WAL of PostgreSQL system \d+ up to [0-9A-F]+\/[0-9A-F]+ on timeline [0-9a-f]{32}, but file:\/\/.* has no complete base backup of it/);
+    expect(readdirSync(emptyBucket)).toEqual([]);
+    expect(existsSync(join(scratch, 'lost'))).toBe(false);
+    expect(await safekeeperSnapshot(originalTimeline)).toEqual(membersBefore);
+  } finally {
+    await cluster.startProposer();
+    await cluster.waitForQuorum();
+  }
 
   // A directory with files but no cluster (an interrupted initdb) is named, not overwritten
   mkdirSync(join(scratch, 'half'));

@@ -1,11 +1,11 @@
-// A partitioned old primary and a new primary racing (src/chaos/failoverRace.ts): PG1 and
+// A partitioned old primary and a new primary racing (testkit/src/chaos/failoverRace.ts): PG1 and
 // its proposer cut off from the majority, a hot standby following a safekeeper promoted by
 // a --promote proposer. Only the new primary commits; the old proposer is fenced, before and
 // after the partition heals; the ledger check passes on the new primary and on a server
 // restored from a safekeeper's WAL across the timeline switch. Skipped, with the reason
 // printed, where network namespaces cannot be created.
 import { jest } from '@jest/globals';
-import { runFailoverRace } from '../../src/chaos/failoverRace.js';
+import { runFailoverRace } from '@walkeeper/testkit/chaos/failoverRace';
 
 jest.setTimeout(240_000);
 

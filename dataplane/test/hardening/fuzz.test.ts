@@ -3,9 +3,9 @@
 // no hang, committed WAL unchanged, memory bounded. Seed: WALKEEPER_FUZZ_SEED (printed).
 // Plus the explicit limits: oversized length fields and slow-drip connections.
 import { jest } from '@jest/globals';
-import { runFuzz } from '../../src/chaos/fuzz.js';
+import { runFuzz } from '@walkeeper/testkit/chaos/fuzz';
 import { newId } from '../../src/common/ids.js';
-import { http, rawExchange, removeDir, replicationStartup, startTestSafekeeper, tempDir, type TestSafekeeper } from '../safekeeper/helpers.js';
+import { http, rawExchange, removeDir, replicationStartup, startTestSafekeeper, tempDir, type TestSafekeeper } from '@walkeeper/testkit/safekeeperHarness';
 
 jest.setTimeout(170_000);
 

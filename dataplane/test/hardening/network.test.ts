@@ -1,11 +1,11 @@
-// Network faults with network namespaces (src/chaos/netns.ts, networkFaults.ts): each
+// Network faults with network namespaces (testkit/src/chaos/netns.ts, networkFaults.ts): each
 // safekeeper in its own namespace, PostgreSQL and the proposer in another, all joined by a
 // bridge on a private 10.213.N.0/24 subnet created for the test. Partitions are links set
 // down; impairment is tc netem where the kernel has it (else nftables loss + a delaying
 // forwarder). Ends with the torture's ledger check from the partitioned member. Skipped,
 // with the reason printed, where namespaces cannot be created.
 import { jest } from '@jest/globals';
-import { runNetworkScenarios } from '../../src/chaos/networkFaults.js';
+import { runNetworkScenarios } from '@walkeeper/testkit/chaos/networkFaults';
 
 jest.setTimeout(175_000);
 

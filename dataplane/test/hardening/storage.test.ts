@@ -3,7 +3,7 @@
 // real safekeeper process (exit 70, nothing acknowledged lost) and a full disk on one member
 // of a LocalCluster (a 40 MiB tmpfs; skipped with the reason when it cannot be mounted).
 import { jest } from '@jest/globals';
-import { corruptionScenario, diskFullScenario, fsyncFailureScenario } from '../../src/chaos/storageFaults.js';
+import { corruptionScenario, diskFullScenario, fsyncFailureScenario } from '@walkeeper/testkit/chaos/storageFaults';
 
 jest.setTimeout(170_000);
 const log = (l: string) => console.log(l);

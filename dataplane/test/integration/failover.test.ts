@@ -12,11 +12,11 @@ import type pg from 'pg';
 import { LocalCluster, httpGet } from '../../src/local/cluster.js';
 import { ManagedProcess } from '../../src/local/process.js';
 import { PostgresServer } from '../../src/local/postgres.js';
-import { createStandby } from '../../src/local/standby.js';
+import { createStandby } from '@walkeeper/testkit/standby';
 import { DEFAULT_WAL_SEG_SIZE, formatLsn, parseLsn, parseWalFileName, type Lsn } from '../../src/common/lsn.js';
 import { connectPg, PgServerError } from '../../src/protocol/pgClient.js';
 import { destroyTestCluster, freePortBase, newTestCluster, readRange } from '../helpers/cluster.js';
-import { safekeeperTimeline, type TimelineStatus } from '../../src/torture/env.js';
+import { safekeeperTimeline, type TimelineStatus } from '@walkeeper/testkit/torture/env';
 import { pgConnect } from '../helpers/pg.js';
 import { until } from '../helpers/until.js';
 

@@ -17,10 +17,10 @@ import { Prng } from '../../src/common/prng.js';
 import { FileStore, sha256Hex } from '../../src/remote/fileStore.js';
 import { timelineKeyPrefix, walObjectKey } from '../../src/remote/remoteStorage.js';
 import { designatedUploader } from '../../src/safekeeper/walBackup.js';
-import { LedgerRecord } from '../../src/torture/ledger.js';
-import { Workload } from '../../src/torture/workload.js';
-import { prepareLedger, sql, verifyLedger, waitForCommit } from '../../src/chaos/ledgerCheck.js';
-import type { BaseBackup } from '../../src/torture/restore.js';
+import { LedgerRecord } from '@walkeeper/testkit/torture/ledger';
+import { Workload } from '@walkeeper/testkit/torture/workload';
+import { prepareLedger, sql, verifyLedger, waitForCommit } from '@walkeeper/testkit/chaos/ledgerCheck';
+import type { BaseBackup } from '@walkeeper/testkit/torture/restore';
 import { newTestCluster, destroyTestCluster, freePortBase, initArchivingPrimary, timelineStatus } from '../helpers/cluster.js';
 
 jest.setTimeout(420_000);

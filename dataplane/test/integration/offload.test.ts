@@ -18,7 +18,7 @@ import { walObjectKey, type RemoteStorage } from '../../src/remote/remoteStorage
 import { designatedUploader } from '../../src/safekeeper/walBackup.js';
 import { newTestCluster, destroyTestCluster, readRange, timelineStatus } from '../helpers/cluster.js';
 import { currentFlushLsn, pgConnect } from '../helpers/pg.js';
-import { TestS3Server } from '../helpers/s3server.js';
+import { TestS3Server } from '@walkeeper/testkit/s3Server';
 
 const run = promisify(execFile);
 jest.setTimeout(240_000);

@@ -11,7 +11,7 @@ import type { LocalCluster } from '../../src/local/cluster.js';
 import { parseLsn, formatLsn, segmentStart, parseWalFileName, DEFAULT_WAL_SEG_SIZE } from '../../src/common/lsn.js';
 import { PostgresServer } from '../../src/local/postgres.js';
 import { newTestCluster, destroyTestCluster, freePortBase, readRange } from '../helpers/cluster.js';
-import { safekeeperTimeline } from '../../src/torture/env.js';
+import { safekeeperTimeline } from '@walkeeper/testkit/torture/env';
 import { pgConnect } from '../helpers/pg.js';
 
 const run = promisify(execFile);

@@ -14,7 +14,7 @@ import type { LocalCluster } from '../../src/local/cluster.js';
 import { httpGet } from '../../src/local/cluster.js';
 import { DEFAULT_WAL_SEG_SIZE, formatLsn, parseLsn, parseWalFileName, segmentStart, type Lsn } from '../../src/common/lsn.js';
 import type { PostgresServer } from '../../src/local/postgres.js';
-import { createStandby } from '../../src/local/standby.js';
+import { createStandby } from '@walkeeper/testkit/standby';
 import { connectPg } from '../../src/protocol/pgClient.js';
 import { newTestCluster, destroyTestCluster, freePortBase, readRange } from '../helpers/cluster.js';
 import { pgConnect } from '../helpers/pg.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRemoteStorage, parseRemoteStorageUrl } from '../../src/remote/url.js';
 import { isRemoteStorageError, type RemoteStorage, type RemoteStorageErrorCode } from '../../src/remote/remoteStorage.js';
-import { TestS3Server } from '../helpers/s3server.js';
+import { TestS3Server } from '@walkeeper/testkit/s3Server';
 
 interface StoreUnderTest {
   store: RemoteStorage;

@@ -24,7 +24,7 @@ import {
   tempDir,
   type HttpReply,
   type TestSafekeeper,
-} from './helpers.js';
+} from '@walkeeper/testkit/safekeeperHarness';
 
 jest.setTimeout(40_000);
 

@@ -32,7 +32,7 @@ import {
   tempDir,
   typedMessage,
   type TestSafekeeper,
-} from './helpers.js';
+} from '@walkeeper/testkit/safekeeperHarness';
 
 jest.setTimeout(30_000);
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { newId } from '../../src/common/ids.js';
 import { formatLsn } from '../../src/common/lsn.js';
 import { encodeStandbyStatusUpdate } from '../../src/protocol/replicationMessages.js';
-import { connectReplication, FakeProposer, START_LSN, buildWal, http, removeDir, sleep, startTestSafekeeper, tempDir, type TestSafekeeper } from './helpers.js';
+import { connectReplication, FakeProposer, START_LSN, buildWal, http, removeDir, sleep, startTestSafekeeper, tempDir, type TestSafekeeper } from '@walkeeper/testkit/safekeeperHarness';
 
 jest.setTimeout(30_000);
 

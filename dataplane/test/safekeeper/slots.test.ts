@@ -12,8 +12,8 @@ import { DEFAULT_WAL_SEG_SIZE, formatLsn, type Lsn } from '../../src/common/lsn.
 import { PgServerError, type PgConnection, type PgNotice } from '../../src/protocol/pgClient.js';
 import { encodeStandbyStatusUpdate, decodeSenderMessage, pgNowMicros } from '../../src/protocol/replicationMessages.js';
 import { SLOTS_FILE_NAME } from '../../src/storage/slotsFile.js';
-import { WalBuilder } from '../storage/walBuilder.js';
-import { FakeProposer, START_LSN, connectReplication, hashTree, http, removeDir, sleep, startTestSafekeeper, tempDir, type TestSafekeeper } from './helpers.js';
+import { WalBuilder } from '@walkeeper/testkit/walBuilder';
+import { FakeProposer, START_LSN, connectReplication, hashTree, http, removeDir, sleep, startTestSafekeeper, tempDir, type TestSafekeeper } from '@walkeeper/testkit/safekeeperHarness';
 
 jest.setTimeout(60_000);
 

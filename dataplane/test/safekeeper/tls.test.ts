@@ -15,7 +15,7 @@ import { DEFAULT_WAL_SEG_SIZE } from '../../src/common/lsn.js';
 import { LEGACY_MCONF, MAX_APPEND_PAYLOAD, type AcceptorMessage } from '../../src/consensus/messages.js';
 import { SafekeeperLink, parseSafekeeperList } from '../../src/proposer/safekeeperLink.js';
 import { connectPg, type PgConnectOptions } from '../../src/protocol/pgClient.js';
-import { PG_VERSION, START_LSN, SYSTEM_ID, buildWal, http, rawExchange, removeDir, replicationStartup, startTestSafekeeper, tempDir, type TestSafekeeper } from './helpers.js';
+import { PG_VERSION, START_LSN, SYSTEM_ID, buildWal, http, rawExchange, removeDir, replicationStartup, startTestSafekeeper, tempDir, type TestSafekeeper } from '@walkeeper/testkit/safekeeperHarness';
 
 jest.setTimeout(40_000);
 

@@ -3,7 +3,7 @@
 import { Proposer } from '../../src/consensus/proposer.js';
 import type { AcceptorMessage, ProposerMessage } from '../../src/consensus/messages.js';
 import { ProposerNode } from '../../src/proposer/proposerNode.js';
-import { SimClock } from '../../src/sim/clock.js';
+import { SimClock } from '@walkeeper/testkit/sim/clock';
 
 const MCONF = { generation: 0, members: [], newMembers: null };
 

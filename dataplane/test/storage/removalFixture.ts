@@ -7,7 +7,7 @@ import type { Lsn } from '../../src/common/lsn.js';
 import { newTimelineState } from '../../src/consensus/state.js';
 import { readControlFile, writeControlFile } from '../../src/storage/controlFile.js';
 import { WalStore, type WalStoreOptions } from '../../src/storage/walStore.js';
-import { WalBuilder } from './walBuilder.js';
+import { WalBuilder } from '@walkeeper/testkit/walBuilder';
 
 export const SEG = 1 << 20;
 export const START = 3n * BigInt(SEG);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { crc32c } from '../../src/storage/crc32c.js';
 import { WalRecordDecoder } from '../../src/storage/walRecords.js';
 import { WalStore } from '../../src/storage/walStore.js';
-import { WalBuilder } from './walBuilder.js';
+import { WalBuilder } from '@walkeeper/testkit/walBuilder';
 
 const SEG = 16 * 1024 * 1024;
 const START = BigInt(SEG);

@@ -1,5 +1,5 @@
 import { WalRecordDecoder } from '../../src/storage/walRecords.js';
-import { lastEndAtOrBefore, WalBuilder, type BuiltRecord } from './walBuilder.js';
+import { lastEndAtOrBefore, WalBuilder, type BuiltRecord } from '@walkeeper/testkit/walBuilder';
 
 const SEG = 1 << 20; // 1 MiB segments keep the synthetic streams small
 const START = 5n * BigInt(SEG);

@@ -10,7 +10,7 @@ import { walFileName, type Lsn } from '../../src/common/lsn.js';
 import { readControlFile } from '../../src/storage/controlFile.js';
 import { StorageError } from '../../src/storage/errors.js';
 import type { WalStore } from '../../src/storage/walStore.js';
-import { WalBuilder } from './walBuilder.js';
+import { WalBuilder } from '@walkeeper/testkit/walBuilder';
 import { createTimelineDir, openFromControl, persistWalStart, saveStream, SEG, START, walStream } from './removalFixture.js';
 
 const segNo = (lsn: Lsn) => lsn / BigInt(SEG);

@@ -5,7 +5,7 @@ import { walFileName, type Lsn } from '../../src/common/lsn.js';
 import { StorageError } from '../../src/storage/errors.js';
 import { WalStore, type FsyncKind, type WalStoreOptions } from '../../src/storage/walStore.js';
 import { SyncPolicy } from '../../src/storage/syncPolicy.js';
-import { WalBuilder } from './walBuilder.js';
+import { WalBuilder } from '@walkeeper/testkit/walBuilder';
 
 const SEG = 1 << 20;
 const START = 3n * BigInt(SEG);

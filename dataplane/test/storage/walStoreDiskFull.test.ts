@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { walFileName } from '../../src/common/lsn.js';
 import { StorageError } from '../../src/storage/errors.js';
 import { WalStore } from '../../src/storage/walStore.js';
-import { WalBuilder } from './walBuilder.js';
+import { WalBuilder } from '@walkeeper/testkit/walBuilder';
 
 const SEG = 1 << 20;
 const START = 2n * BigInt(SEG);

@@ -10,9 +10,9 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import pg from 'pg';
-import { LedgerRecord, checkLedger } from '@walkeeper/dataplane/torture/ledger';
-import { LEDGER_DDL, Workload } from '@walkeeper/dataplane/torture/workload';
-import { readLedger } from '@walkeeper/dataplane/torture/restore';
+import { LedgerRecord, checkLedger } from '@walkeeper/testkit/torture/ledger';
+import { LEDGER_DDL, Workload } from '@walkeeper/testkit/torture/workload';
+import { readLedger } from '@walkeeper/testkit/torture/restore';
 import { PG_BIN, Scenario, condition, safekeeperYaml, tenantYaml, waitFor } from './helpers.js';
 
 const s = new Scenario('roll');
