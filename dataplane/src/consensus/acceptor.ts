@@ -3,6 +3,8 @@
 // It never does I/O; the WAL position is owned by storage and reported back through
 // onFlushed, and what reached the control file through onPersisted (raft's Advance): the
 // machine never assumes an effect was durable. Rules that make the protocol safe are marked "SAFETY".
+// (Over 400 lines: one state machine; its transitions and the SAFETY rules they share read best in
+// one file.)
 import { formatLsn, maxLsn, minLsn, type Lsn } from '../common/lsn.js';
 import { AcceptorError } from './errors.js';
 import {

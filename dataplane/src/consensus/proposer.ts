@@ -1,6 +1,8 @@
 // The proposer's pure core for N members (notes §4): greeting round, election, donor and
 // term history, per-member catch-up position, streaming bookkeeping and the quorum commit
 // LSN. The shell owns the WAL bytes and the sockets; it performs the returned effects.
+// (Over 400 lines: one state machine; its transitions and the invariants they share read best in
+// one file.)
 import { formatLsn, maxLsn, minLsn, type Lsn } from '../common/lsn.js';
 import { ProposerError } from './errors.js';
 import {

@@ -1,6 +1,8 @@
 // Wire codec of the proposer <-> acceptor messages (consensus/messages.ts) in the v3 layout:
 // a 1-byte ASCII tag, big-endian integers, NUL-terminated hex ids. One message per CopyData.
 // The same tag means different messages per direction, hence two decoders.
+// (Over 400 lines: the encoder and decoder of each message sit next to each other so a field added
+// to one is seen in the other.)
 import type { Lsn } from '../common/lsn.js';
 import { formatLsn } from '../common/lsn.js';
 import type {

@@ -2,6 +2,8 @@
 // connections included), trust/cleartext/md5/SCRAM-SHA-256 auth, simple queries and
 // CopyBoth streams (START_REPLICATION against PostgreSQL, START_WAL_PUSH against safekeepers).
 // Built on pg-protocol's serializer and parser over node:net.
+// (Over 400 lines: the connection and its CopyBoth stream drive one shared parser and op queue;
+// apart they would import each other.)
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';

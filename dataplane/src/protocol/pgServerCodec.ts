@@ -1,6 +1,8 @@
 // Server side of the PostgreSQL v3 frontend/backend protocol: an incremental decoder of what
 // clients send (fed arbitrary chunks) and encoders of what a backend answers.
 // Only the messages a WAL service needs are understood: startup, simple query, COPY, password.
+// (Over 400 lines: one decoder state machine and the encoders of the same messages, read side by
+// side against the protocol's message formats.)
 import { ProtocolError, SqlState } from './errors.js';
 
 export { ProtocolError, SqlState } from './errors.js';

@@ -5,6 +5,8 @@
 // (wal_status lost) and holds nothing from then on. Pure rules first, then the shell that
 // keeps them in `slots.control` (created and dropped slots and invalidations at once, restart
 // LSN advances lazily: at most once a second and when a reader lets go of its slot).
+// (Over 400 lines: PostgreSQL's slot rules and the shell that persists them are kept together so
+// each rule sits beside the write that makes it durable.)
 import { formatLsn, segmentStart, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
 import { readSlotsFile, writeSlotsFile, type PersistedSlot } from '../storage/slotsFile.js';

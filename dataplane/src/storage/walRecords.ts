@@ -3,6 +3,8 @@
 // ingest (cheap: only boundaries, self-resynchronising on page headers) and recovery
 // (validate: page addresses, continuation lengths, xl_prev and every record's CRC-32C,
 // stopping at the first zero, torn or invalid record). Pure: no I/O.
+// (Over 400 lines: one incremental decoder of PostgreSQL's page and record layout; its two modes
+// share every boundary rule.)
 
 import { formatLsn, XLOG_BLCKSZ, type Lsn } from '../common/lsn.js';
 import { CRC32C_INIT, crc32cFinish, crc32cUpdate } from './crc32c.js';

@@ -6,6 +6,8 @@
 // Durability rules: a flush LSN is acknowledged only after fdatasync and only at a record
 // end (the ingest decoder tracks them). Any failed fsync fails the store for good, as
 // PostgreSQL PANICs: the page cache may have dropped the dirty pages, so retrying would lie.
+// (Over 400 lines: the write, flush, truncate and removal paths share one ordering argument for
+// crash safety, which splitting the class would spread across files.)
 
 import { fdatasyncSync, writeSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
