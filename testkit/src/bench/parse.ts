@@ -232,7 +232,7 @@ export interface BenchArgs {
   only?: BenchStep[];
 }
 
-const BENCH_USAGE = `bench [--seconds N] [--scale S] [--disk-seconds N] [--rounds N] [--only ${BENCH_STEPS.join(',')}]`;
+export const BENCH_USAGE = `usage: bench [--seconds N] [--scale S] [--disk-seconds N] [--rounds N] [--only ${BENCH_STEPS.join(',')}]`;
 
 /** `bench [--seconds N] [--scale S] [--disk-seconds N] [--rounds N] [--only steps]` */
 export function parseBenchArgs(argv: string[]): BenchArgs {
@@ -253,7 +253,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     else if (a === '--scale') out.scale = n;
     else if (a === '--disk-seconds') out.diskSeconds = n;
     else if (a === '--rounds') out.rounds = n;
-    else throw new Error(`unknown argument "${a}" (usage: ${BENCH_USAGE})`);
+    else throw new Error(`unknown argument "${a}" (${BENCH_USAGE})`);
   }
   return out;
 }
