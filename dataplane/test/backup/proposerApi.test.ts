@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { createLogger } from '../../src/common/log.js';
 import { parseConnInfo } from '../../src/common/conninfo.js';
 import { listen } from '../../src/http/server.js';
-import { proposerApp, ProposerMetrics, type ProposerStatus } from '../../src/http/proposerApi.js';
+import { proposerApp, ProposerMetrics } from '../../src/http/proposerApi.js';
+import type { ProposerStatusJson } from '../../src/api/index.js';
 import { findPgClientBinDir, postgresIdentity, PostgresServer } from '../../src/local/postgres.js';
 import { BackupRunner } from '../../src/proposer/backupRunner.js';
 import { openRemoteStorage, parseRemoteStorageUrl } from '../../src/remote/url.js';
@@ -31,7 +32,7 @@ let base: string;
 let stopHttp: () => Promise<void>;
 let failNextWith: string | undefined;
 
-const status = (): ProposerStatus => ({
+const status = (): ProposerStatusJson => ({
   tenant_id: TENANT, timeline_id: TIMELINE, state: 'streaming', term: '1', commit_lsn: '0/0', term_start_lsn: '0/0', quorum_healthy: true, postgres: { connected: true }, safekeepers: [],
 });
 
