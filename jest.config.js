@@ -10,6 +10,7 @@ export default {
   moduleNameMapper: {
     '^(\\.{1,2}/.*)\\.js$': '$1',
     '^@walkeeper/dataplane/lsn$': '<rootDir>/dataplane/src/common/lsn',
+    '^@walkeeper/dataplane/api$': '<rootDir>/dataplane/src/api/index',
     '^@walkeeper/(dataplane|testkit)/((?!bin/).*)$': '<rootDir>/$1/src/$2',
   },
   testMatch: ['<rootDir>/{dataplane,operator,e2e,testkit}/test/**/*.test.ts'],

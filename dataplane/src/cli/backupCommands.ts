@@ -8,6 +8,7 @@ import { table } from './table.js';
 import { assertValidId } from '../common/ids.js';
 import { parseConnInfo } from '../common/conninfo.js';
 import { parseLsn } from '../common/lsn.js';
+import type { TimelineStatusJson } from '../api/index.js';
 import { findPgBinDir, pgMajorVersion, postgresIdentity } from '../local/postgres.js';
 import { openRemoteStorage } from '../remote/url.js';
 import { addRemoteStorageFlags, remoteStorageConfig, type RemoteStorageFlags } from './remoteStorageFlags.js';
@@ -121,7 +122,7 @@ export function addBackupCommands(program: Command): void {
       for (const url of (o.safekeeperUrls ?? '').split(',').map((u) => u.trim().replace(/\/$/, '')).filter(Boolean)) {
         const r = await fetch(`${url}/v1/tenants/${tenantId}/timelines/${timelineId}`, { signal: AbortSignal.timeout(5000) });
         if (r.status !== 200) throw new Error(`${url}: timeline status answered ${r.status} ${await r.text()}; retention needs every safekeeper's backup_lsn`);
-        const lsn = parseLsn(((await r.json()) as { backup_lsn: string }).backup_lsn);
+        const lsn = parseLsn(((await r.json()) as TimelineStatusJson).backup_lsn);
         if (backupLsn === undefined || lsn < backupLsn) backupLsn = lsn;
       }
       const r = await withStore(o, (store) => applyRetention(store, tenantId, timelineId, { keep, maxAgeDays, backupLsn, dryRun: o.dryRun }));

@@ -13,6 +13,7 @@ import { backupCluster, openClusterStore, restoreCluster, restoreDataDir } from 
 import { deleteBackup, listBackups } from '../backup/catalog.js';
 import { parseTarget } from './backupCommands.js';
 import { parseSizeFlag } from './flags.js';
+import type { ApiErrorJson, TenantCreateJson, TenantListJson, TimelineCreateJson, TimelineStatusJson } from '../api/index.js';
 
 const program = new Command('walctl')
   .description('manage a local walkeeper cluster and talk to safekeepers')
@@ -64,7 +65,7 @@ async function api(method: string, url: string, body?: unknown): Promise<{ statu
   return { status: r.status, json };
 }
 
-const errorOf = (json: unknown) => (json as { error?: string }).error ?? JSON.stringify(json);
+const errorOf = (json: unknown) => (json as Partial<ApiErrorJson>).error ?? JSON.stringify(json);
 
 program
   .command('init')
@@ -143,9 +144,9 @@ tenant
     assertValidId('tenant_id', tenantId);
     assertValidId('timeline_id', timelineId);
     for (const url of safekeeperUrls()) {
-      const t = await api('POST', `${url}/v1/tenants`, { tenant_id: tenantId });
+      const t = await api('POST', `${url}/v1/tenants`, { tenant_id: tenantId } satisfies TenantCreateJson);
       if (t.status !== 201 && t.status !== 409) throw new Error(`${url}: ${errorOf(t.json)}`);
-      const l = await api('POST', `${url}/v1/tenants/${tenantId}/timelines`, { timeline_id: timelineId });
+      const l = await api('POST', `${url}/v1/tenants/${tenantId}/timelines`, { timeline_id: timelineId } satisfies TimelineCreateJson);
       if (l.status !== 201 && l.status !== 409) throw new Error(`${url}: ${errorOf(l.json)}`);
     }
     console.log(table(['TENANT', 'TIMELINE'], [[tenantId, timelineId]]));
@@ -159,7 +160,7 @@ tenant
     for (const url of safekeeperUrls()) {
       const r = await api('GET', `${url}/v1/tenants`);
       if (r.status !== 200) throw new Error(`${url}: ${errorOf(r.json)}`);
-      for (const t of (r.json as { tenants: { tenant_id: string }[] }).tenants) {
+      for (const t of (r.json as TenantListJson).tenants) {
         if (!seen.has(t.tenant_id)) seen.set(t.tenant_id, new Set());
         seen.get(t.tenant_id)!.add(url);
       }
@@ -195,13 +196,14 @@ program
     if (!tenantId || !timelineId) throw new Error('no tenant/timeline given and no .walkeeper/config.json: pass --tenant and --timeline, or run "walctl init"');
     assertValidId('tenant_id', tenantId);
     assertValidId('timeline_id', timelineId);
-    const rows: Record<string, unknown>[] = [];
+    const rows: ({ safekeeper: string } & (TimelineStatusJson | { error: string }))[] = [];
     for (const url of safekeeperUrls()) {
       const r = await api('GET', `${url}/v1/tenants/${tenantId}/timelines/${timelineId}`).catch((err: Error) => ({ status: 0, json: { error: err.message } }));
-      rows.push(r.status === 200 ? { safekeeper: url, ...(r.json as object) } : { safekeeper: url, error: errorOf(r.json) });
+      rows.push(r.status === 200 ? { safekeeper: url, ...(r.json as TimelineStatusJson) } : { safekeeper: url, error: errorOf(r.json) });
     }
     if (opts.json) return console.log(JSON.stringify(rows, null, 2));
-    console.log(table(['SAFEKEEPER', 'TERM', 'FLUSH LSN', 'COMMIT LSN', 'PROPOSER', 'ERROR'], rows.map((r) => [String(r.safekeeper), String(r.term ?? '-'), String(r.flush_lsn ?? '-'), String(r.commit_lsn ?? '-'), r.proposer_connected ? 'yes' : 'no', String(r.error ?? '')])));
+    console.log(table(['SAFEKEEPER', 'TERM', 'FLUSH LSN', 'COMMIT LSN', 'PROPOSER', 'ERROR'], rows.map((r) =>
+      'error' in r ? [r.safekeeper, '-', '-', '-', 'no', r.error] : [r.safekeeper, r.term, r.flush_lsn, r.commit_lsn, r.proposer_connected ? 'yes' : 'no', ''])));
   });
 
 program
@@ -300,7 +302,7 @@ async function clusterStatus(cluster: LocalCluster) {
   for (const s of cfg.safekeepers) {
     const proc = cluster.safekeeperProcess(s.id);
     const r = proc.running ? await httpGet(`${cluster.httpUrl(s.id)}/v1/tenants/${cfg.tenant_id}/timelines/${cfg.timeline_id}`, 2000) : undefined;
-    const tl = r?.status === 200 ? (JSON.parse(r.text) as { flush_lsn: string; backup_lsn?: string; offload?: { enabled: boolean; state?: string; last_error?: string | null } }) : undefined;
+    const tl = r?.status === 200 ? (JSON.parse(r.text) as TimelineStatusJson) : undefined;
     if (tl) flushes.push(parseLsn(tl.flush_lsn));
     components.push({
       name: `safekeeper ${s.id}`,
@@ -309,7 +311,7 @@ async function clusterStatus(cluster: LocalCluster) {
       state: !proc.running ? 'stopped' : tl ? 'running' : r?.status === 404 ? 'running (timeline not created)' : 'unreachable',
       flush_lsn: tl?.flush_lsn,
       backup_lsn: tl?.backup_lsn,
-      offload: tl?.offload ? (tl.offload.enabled ? `${tl.offload.state}${tl.offload.state !== 'ok' && tl.offload.last_error ? `: ${tl.offload.last_error}` : ''}` : 'off') : undefined,
+      offload: tl ? (tl.offload.enabled ? `${tl.offload.state}${tl.offload.state !== 'ok' && tl.offload.last_error ? `: ${tl.offload.last_error}` : ''}` : 'off') : undefined,
     });
   }
   const head = flushes.length ? flushes.reduce((a, b) => (a > b ? a : b)) : 0n;

@@ -7,20 +7,7 @@ import { BackupInProgressError, type BackupRunner } from '../proposer/backupRunn
 import { Registry, Gauge, Counter, collectDefaultMetrics } from 'prom-client';
 import { createApp, finishApp } from './server.js';
 import type { Logger } from '../common/log.js';
-
-export interface ProposerStatus {
-  tenant_id: string;
-  timeline_id: string;
-  /** connecting | electing | promoting | streaming | fenced | refused */
-  state: string;
-  term: string;
-  commit_lsn: string;
-  term_start_lsn: string;
-  quorum_healthy: boolean;
-  reason?: string;
-  postgres: { connected: boolean; flush_lsn?: string; system_id?: string; timeline?: number; timeline_start_lsn?: string };
-  safekeepers: { address: string; state: string; flush_lsn: string; error?: string }[];
-}
+import type { ApiErrorJson, BackupsJson, HealthJson, ProposerStatusJson, ReadyJson, RetentionJson, RetentionRequestJson } from '../api/index.js';
 
 export class ProposerMetrics {
   readonly registry = new Registry();
@@ -49,7 +36,7 @@ export interface ProposerApiOptions {
   token?: string;
 }
 
-export function proposerApp(status: () => ProposerStatus, metrics: ProposerMetrics, log: Logger, opts: ProposerApiOptions = {}): Express {
+export function proposerApp(status: () => ProposerStatusJson, metrics: ProposerMetrics, log: Logger, opts: ProposerApiOptions = {}): Express {
   const app = createApp();
   const needToken = (req: Request, _res: Response, next: NextFunction) => {
     if (opts.token === undefined) return next();
@@ -65,7 +52,7 @@ export function proposerApp(status: () => ProposerStatus, metrics: ProposerMetri
   };
   app.get('/v1/backups', async (_req, res) => {
     if (!opts.backups) {
-      res.json({ remote_storage: false, running: null, last_failure: null, backups: [], incomplete: 0 });
+      res.json({ remote_storage: false, running: null, last_failure: null, backups: [], incomplete: 0 } satisfies BackupsJson);
       return;
     }
     res.json(await opts.backups.status());
@@ -79,7 +66,7 @@ export function proposerApp(status: () => ProposerStatus, metrics: ProposerMetri
     }
   });
   app.post('/v1/backups/retention', needToken, async (req, res) => {
-    const body = (req.body ?? {}) as { keep?: unknown; max_age_days?: unknown; backup_lsn?: unknown };
+    const body = (req.body ?? {}) as { [K in keyof RetentionRequestJson]?: unknown };
     for (const k of ['keep', 'max_age_days'] as const) {
       if (body[k] !== undefined && typeof body[k] !== 'number') throw badRequest('bad_retention', `${k} must be a number, got ${JSON.stringify(body[k])}`);
     }
@@ -87,7 +74,7 @@ export function proposerApp(status: () => ProposerStatus, metrics: ProposerMetri
     try {
       const r = await runner().retention({ keep: body.keep as number | undefined, maxAgeDays: body.max_age_days as number | undefined }, body.backup_lsn as string | undefined);
       log.info({ deleted_backups: r.deleted_backups, deleted_wal: r.deleted_wal.length, wal_horizon: r.wal_horizon }, 'backup retention applied');
-      res.json({ deleted: r.deleted_backups, deleted_incomplete: r.deleted_incomplete, wal_objects_deleted: r.deleted_wal.length, wal_horizon: r.wal_horizon, kept: r.kept });
+      res.json({ deleted: r.deleted_backups, deleted_incomplete: r.deleted_incomplete, wal_objects_deleted: r.deleted_wal.length, wal_horizon: r.wal_horizon, kept: r.kept } satisfies RetentionJson);
     } catch (e) {
       if (e instanceof BackupInProgressError) throw conflict(e.code, e.message);
       if (e instanceof ApiError) throw e;
@@ -96,12 +83,12 @@ export function proposerApp(status: () => ProposerStatus, metrics: ProposerMetri
     }
   });
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok' } satisfies HealthJson);
   });
   app.get('/readyz', (_req, res) => {
     const s = status();
-    if (s.quorum_healthy) res.json({ status: 'ready' });
-    else res.status(503).json({ error: `not ready: ${s.reason ?? s.state}`, code: 'quorum_unavailable' });
+    if (s.quorum_healthy) res.json({ status: 'ready' } satisfies ReadyJson);
+    else res.status(503).json({ error: `not ready: ${s.reason ?? s.state}`, code: 'quorum_unavailable' } satisfies ApiErrorJson);
   });
   app.get('/v1/status', (_req, res) => {
     res.json(status());

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { ApiError } from './errors.js';
 import { AuthError, authorize, type Authenticator, type Claims } from '../auth/jwt.js';
 import type { Logger } from '../common/log.js';
+import type { ApiErrorJson } from '../api/index.js';
 
 export function createApp(): Express {
   const app = express();
@@ -24,26 +25,26 @@ export function finishApp(app: Express, log: Logger): void {
     void _next;
     if (err instanceof ApiError || err instanceof AuthError) {
       const code = err instanceof ApiError ? err.code : err.status === 401 ? 'unauthorized' : 'forbidden';
-      res.status(err.status).json({ error: err.message, code });
+      res.status(err.status).json({ error: err.message, code } satisfies ApiErrorJson);
       return;
     }
     const e = err as { type?: string; status?: number; message?: string };
     if (e?.type === 'entity.parse.failed') {
-      res.status(400).json({ error: `request body is not valid JSON: ${e.message}`, code: 'bad_json' });
+      res.status(400).json({ error: `request body is not valid JSON: ${e.message}`, code: 'bad_json' } satisfies ApiErrorJson);
       return;
     }
     if (e?.type === 'entity.too.large') {
-      res.status(413).json({ error: 'request body too large (limit 64 KiB)', code: 'body_too_large' });
+      res.status(413).json({ error: 'request body too large (limit 64 KiB)', code: 'body_too_large' } satisfies ApiErrorJson);
       return;
     }
     // The router marks a path parameter that is not valid percent-encoding (`/v1/tenants/%zz`)
     // as a 400 URIError: the client's mistake, not ours.
     if (err instanceof URIError) {
-      res.status(400).json({ error: `malformed URL: ${err.message}`, code: 'bad_url' });
+      res.status(400).json({ error: `malformed URL: ${err.message}`, code: 'bad_url' } satisfies ApiErrorJson);
       return;
     }
     log.error({ err, method: req.method, path: req.path }, 'internal error in HTTP handler');
-    res.status(500).json({ error: `internal error: ${e?.message ?? String(err)}`, code: 'internal' });
+    res.status(500).json({ error: `internal error: ${e?.message ?? String(err)}`, code: 'internal' } satisfies ApiErrorJson);
   });
 }
 

@@ -14,6 +14,7 @@ import { identifyTimeline, planRestore, restoreBackup, RestoreError, type Restor
 import { walFetchCommand } from '../backup/walFetch.js';
 import type { BackupManifest } from '../backup/manifest.js';
 import { httpPost, type LocalCluster } from './cluster.js';
+import type { TimelineCreateJson } from '../api/index.js';
 import { pgMajorVersion, sleep } from './postgres.js';
 
 export async function openClusterStore(cluster: LocalCluster): Promise<RemoteStorage> {
@@ -114,7 +115,7 @@ export async function restoreCluster(cluster: LocalCluster, target: RestoreTarge
   const branch = newId();
   log(`restore: PostgreSQL promoted at ${plan.target}; its WAL goes to a new walkeeper timeline ${branch} (the original timeline ${c.timeline_id} is left as it was)`);
   for (const sk of c.safekeepers) {
-    const r = await httpPost(`${cluster.httpUrl(sk.id)}/v1/tenants/${c.tenant_id}/timelines`, { timeline_id: branch });
+    const r = await httpPost(`${cluster.httpUrl(sk.id)}/v1/tenants/${c.tenant_id}/timelines`, { timeline_id: branch } satisfies TimelineCreateJson);
     if (r.status !== 201) throw new Error(`safekeeper ${sk.id}: creating timeline ${branch} answered ${r.status} ${r.text}`);
   }
   c.timeline_id = branch;

@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import { newId } from '../common/ids.js';
 import { PostgresServer, sleep } from './postgres.js';
 import { ManagedProcess, WALKEEPER_JS } from './process.js';
+import type { ProposerStatusJson, TenantCreateJson, TimelineCreateJson } from '../api/index.js';
 
 export interface SafekeeperAddr {
   id: number;
@@ -223,9 +224,9 @@ export class LocalCluster {
   /** Registers the tenant and timeline on one safekeeper; already-present is fine. */
   async registerTimeline(id: number): Promise<void> {
     const base = this.httpUrl(id);
-    const t = await httpPost(`${base}/v1/tenants`, { tenant_id: this.config.tenant_id });
+    const t = await httpPost(`${base}/v1/tenants`, { tenant_id: this.config.tenant_id } satisfies TenantCreateJson);
     if (t.status !== 201 && t.status !== 409) throw new Error(`safekeeper ${id}: tenant create answered ${t.status} ${t.text}`);
-    const l = await httpPost(`${base}/v1/tenants/${this.config.tenant_id}/timelines`, { timeline_id: this.config.timeline_id });
+    const l = await httpPost(`${base}/v1/tenants/${this.config.tenant_id}/timelines`, { timeline_id: this.config.timeline_id } satisfies TimelineCreateJson);
     if (l.status !== 201 && l.status !== 409) throw new Error(`safekeeper ${id}: timeline create answered ${l.status} ${l.text}`);
   }
 
@@ -293,17 +294,6 @@ export class LocalCluster {
       await this.stopSafekeeper(sk.id);
     }
   }
-}
-
-export interface ProposerStatusJson {
-  tenant_id: string;
-  timeline_id: string;
-  state: string;
-  term: string;
-  commit_lsn: string;
-  quorum_healthy: boolean;
-  reason?: string;
-  safekeepers: { address: string; state: string; flush_lsn: string; error?: string }[];
 }
 
 export async function portFree(host: string, port: number): Promise<boolean> {

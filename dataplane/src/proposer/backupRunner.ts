@@ -9,17 +9,7 @@ import { createBackup } from '../backup/create.js';
 import { applyRetention, listBackups, validatePolicy, type RetentionPolicy, type RetentionResult } from '../backup/catalog.js';
 import { newBackupId } from '../backup/layout.js';
 import type { BackupManifest } from '../backup/manifest.js';
-
-/** GET /v1/backups */
-export interface BackupsStatus {
-  remote_storage: boolean;
-  running: { id: string; started_at: string } | null;
-  last_failure: { id: string; at: string; message: string; code: string } | null;
-  /** complete backups, oldest first */
-  backups: Array<{ id: string; start_lsn: string; stop_lsn: string; start_time: string; stop_time: string; size_bytes: number; pg_timeline: number; pg_version_num: number }>;
-  /** backups without a manifest: interrupted, or the one running */
-  incomplete: number;
-}
+import type { BackupFailureJson, BackupRunJson, BackupsJson } from '../api/index.js';
 
 export class BackupInProgressError extends Error {
   readonly code = 'backup_in_progress';
@@ -37,13 +27,13 @@ export interface BackupRunnerOptions {
 }
 
 export class BackupRunner {
-  private running: { id: string; started_at: string } | null = null;
-  private lastFailure: BackupsStatus['last_failure'] = null;
+  private running: BackupRunJson | null = null;
+  private lastFailure: BackupFailureJson | null = null;
 
   constructor(private readonly o: BackupRunnerOptions) {}
 
   /** Starts a backup and returns at once; the outcome shows in status(). */
-  start(now = new Date()): { id: string; started_at: string } {
+  start(now = new Date()): BackupRunJson {
     if (this.running) throw new BackupInProgressError(`backup ${this.running.id} is still running (started ${this.running.started_at})`);
     const run = { id: newBackupId(now), started_at: now.toISOString() };
     this.running = run;
@@ -65,7 +55,7 @@ export class BackupRunner {
     return run;
   }
 
-  async status(): Promise<BackupsStatus> {
+  async status(): Promise<BackupsJson> {
     const { complete, incomplete } = await listBackups(this.o.store, this.o.tenantId, this.o.timelineId);
     return {
       remote_storage: true,

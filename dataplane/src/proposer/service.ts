@@ -4,7 +4,7 @@
 // a newer proposer owns the timeline.
 import { formatLsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
-import type { ProposerStatus } from '../http/proposerApi.js';
+import type { ProposerState, ProposerStatusJson } from '../api/index.js';
 import { TermRun, type TermRunDeps } from './termRun.js';
 
 const REFUSED_RETRY_MS = 10_000;
@@ -12,7 +12,7 @@ const REFUSED_RETRY_MS = 10_000;
 export class ProposerService {
   private run: TermRun | undefined;
   private stopped = false;
-  private state: ProposerStatus['state'] = 'connecting';
+  private state: ProposerState = 'connecting';
   private reason: string | undefined;
   private loop: Promise<void> | undefined;
 
@@ -53,7 +53,7 @@ export class ProposerService {
     return new Promise((resolve) => setTimeout(resolve, ms).unref());
   }
 
-  status(): ProposerStatus {
+  status(): ProposerStatusJson {
     const run = this.run;
     const core = run?.core;
     const st = core?.status();

@@ -18,6 +18,7 @@ import { failOver } from './failover.js';
 import { ProposerNode, type MemberTransport } from './proposerNode.js';
 import { systemClock } from '../common/clock.js';
 import type { TermOutcome } from './termOutcome.js';
+import type { ProposerState } from '../api/index.js';
 
 /** WAL kept in memory beyond what every streaming member acknowledged. */
 const MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
@@ -60,7 +61,8 @@ export class TermRun {
   core: Proposer | undefined;
   private node: ProposerNode | undefined;
   source: PgWalSource | undefined;
-  state: 'connecting' | 'electing' | 'promoting' | 'streaming' = 'connecting';
+  /** fenced and refused end the term: the service reports those, not a live term */
+  state: Exclude<ProposerState, 'fenced' | 'refused'> = 'connecting';
   /** what the term waits for while promoting (for the status endpoint) */
   stateDetail: string | undefined;
   /** set while PostgreSQL is a standby to be promoted in this term */

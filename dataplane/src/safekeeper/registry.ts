@@ -7,6 +7,7 @@ import { CONTROL_FILE_NAME } from '../storage/controlFile.js';
 import { isStorageError } from '../storage/errors.js';
 import { conflict, notFound, ApiError } from '../http/errors.js';
 import type { Logger } from '../common/log.js';
+import type { TenantEntryJson, TimelineEntryJson } from '../api/index.js';
 import type { SafekeeperMetrics, TimelineGaugeSource } from '../http/metrics.js';
 import { Timeline, type TimelineDeps } from './timeline.js';
 import { errnoCode } from '../storage/errors.js';
@@ -153,11 +154,11 @@ export class Registry implements TimelineGaugeSource {
     return this.tenants.has(tenantId);
   }
 
-  listTenants(): { tenant_id: string; timelines: string[] }[] {
+  listTenants(): TenantEntryJson[] {
     return [...this.tenants.entries()].map(([tenant_id, e]) => ({ tenant_id, timelines: [...e.timelines.keys(), ...e.broken.keys()] }));
   }
 
-  listTimelines(tenantId: string): { timeline_id: string; error?: string }[] {
+  listTimelines(tenantId: string): TimelineEntryJson[] {
     const e = this.tenants.get(tenantId);
     if (!e) throw notFound('tenant_not_found', `tenant ${tenantId} does not exist`);
     return [...[...e.timelines.keys()].map((timeline_id) => ({ timeline_id })), ...[...e.broken.entries()].map(([timeline_id, error]) => ({ timeline_id, error }))];

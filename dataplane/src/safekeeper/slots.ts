@@ -9,6 +9,7 @@
 // each rule sits beside the write that makes it durable.)
 import { formatLsn, segmentStart, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
+import type { SlotJson } from '../api/index.js';
 import { readSlotsFile, writeSlotsFile, type PersistedSlot } from '../storage/slotsFile.js';
 
 /** SQLSTATEs PostgreSQL answers for slot commands. */
@@ -92,8 +93,6 @@ export function reservedRestartLsn(commitLsn: Lsn, timelineStartLsn: Lsn, walSeg
   return start > timelineStartLsn ? start : timelineStartLsn;
 }
 
-export type WalStatus = 'reserved' | 'lost';
-
 export function describeInvalidation(slot: PersistedSlot): string | null {
   const inv = slot.invalidation;
   if (!inv) return null;
@@ -140,20 +139,6 @@ export interface SlotLease {
   /** the reader reported `flushLsn` durable (no further than `sentLsn`, what it was sent) */
   confirmFlush(flushLsn: Lsn, sentLsn: Lsn): void;
   release(): void;
-}
-
-export interface SlotStatus {
-  slot_name: string;
-  slot_type: 'physical';
-  restart_lsn: string | null;
-  /** what is durable in slots.control: the WAL removal honours this one */
-  persisted_restart_lsn: string | null;
-  active: boolean;
-  active_client: string | null;
-  wal_status: WalStatus;
-  retained_bytes: string;
-  invalidation_reason: string | null;
-  created_at: string;
 }
 
 export class TimelineSlots {
@@ -377,7 +362,7 @@ export class TimelineSlots {
     return out;
   }
 
-  statusJson(commitLsn: Lsn): SlotStatus[] {
+  statusJson(commitLsn: Lsn): SlotJson[] {
     return [...this.slots.values()].map((s) => {
       const holder = this.holders.get(s.name);
       const persisted = this.persistedRestart.get(s.name) ?? 0n;

@@ -18,6 +18,7 @@ import { TimelineSlots } from './slots.js';
 import type { RemoteWalReader } from './remoteWal.js';
 import { AcceptorNode, type AcceptorStorage } from './acceptorNode.js';
 import { systemClock } from '../common/clock.js';
+import type { SegmentRecyclingJson, TimelineStatusJson } from '../api/index.js';
 
 export interface TimelineSnapshot {
   systemId: bigint;
@@ -197,7 +198,8 @@ export class Timeline extends EventEmitter {
     };
   }
 
-  statusJson(): Record<string, unknown> {
+  /** GET …/timelines/:timeline_id without `offload`, which the route adds from the WAL backup. */
+  statusJson(): Omit<TimelineStatusJson, 'offload'> {
     const s = this.snapshot();
     const head = s.flushLsn;
     return {
@@ -353,7 +355,7 @@ export class Timeline extends EventEmitter {
 
 export { AcceptorError };
 
-function recyclingJson(r: WalStore['recycling']): Record<string, number> {
+function recyclingJson(r: WalStore['recycling']): SegmentRecyclingJson {
   return {
     recycled: r.recycled,
     unlinked: r.unlinked,

@@ -19,6 +19,7 @@
 import { createHash } from 'node:crypto';
 import { formatLsn, maxLsn, segmentStart, walFileName, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
+import type { OffloadStatusJson } from '../api/index.js';
 import type { SafekeeperMetrics } from '../http/metrics.js';
 import { currentPgTimeline, pgTimelineOfSegment } from '../consensus/pgTimeline.js';
 import { isRemoteStorageError, walObjectKey, type RemoteStorage } from '../remote/remoteStorage.js';
@@ -325,7 +326,7 @@ export class WalBackup {
   }
 
   /** The `offload` object of a timeline's HTTP status. */
-  timelineStatus(tl: Timeline): Record<string, unknown> {
+  timelineStatus(tl: Timeline): OffloadStatusJson {
     const o = this.offloaders.get(tl);
     const s = tl.snapshot();
     const backupLsn = tl.lifecycle.backupLsn;

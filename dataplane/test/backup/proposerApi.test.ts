@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { createLogger } from '../../src/common/log.js';
 import { parseConnInfo } from '../../src/common/conninfo.js';
 import { listen } from '../../src/http/server.js';
-import { proposerApp, ProposerMetrics, type ProposerStatus } from '../../src/http/proposerApi.js';
+import { proposerApp, ProposerMetrics } from '../../src/http/proposerApi.js';
+import { backupFailureKeys, backupManifestKeys, backupRunKeys, backupsKeys, retentionKeys, type ProposerStatusJson } from '../../src/api/index.js';
+import { wireKeyProblems, wireListProblems } from '../helpers/wireKeys.js';
 import { findPgClientBinDir, postgresIdentity, PostgresServer } from '../../src/local/postgres.js';
 import { BackupRunner } from '../../src/proposer/backupRunner.js';
 import { openRemoteStorage, parseRemoteStorageUrl } from '../../src/remote/url.js';
@@ -31,7 +33,7 @@ let base: string;
 let stopHttp: () => Promise<void>;
 let failNextWith: string | undefined;
 
-const status = (): ProposerStatus => ({
+const status = (): ProposerStatusJson => ({
   tenant_id: TENANT, timeline_id: TIMELINE, state: 'streaming', term: '1', commit_lsn: '0/0', term_start_lsn: '0/0', quorum_healthy: true, postgres: { connected: true }, safekeepers: [],
 });
 
@@ -93,6 +95,7 @@ test('a backup started over HTTP lands complete in the bucket and is listed', as
   expect(backups.map((b) => b.id)).toEqual([id]);
   expect(backups[0]).toMatchObject({ pg_timeline: 1, pg_version_num: expect.any(Number) });
   expect(Number(backups[0].size_bytes)).toBeGreaterThan(0);
+  expect([...wireKeyProblems('backups', listed.json, backupsKeys), ...wireListProblems('backups.backups', backups, backupManifestKeys)]).toEqual([]);
   const catalog = await listBackups(store, TENANT, TIMELINE);
   expect(catalog.complete.map((m) => m.backup_id)).toEqual([id]);
 });
@@ -100,6 +103,7 @@ test('a backup started over HTTP lands complete in the bucket and is listed', as
 test('one backup at a time: a second start while one runs is refused with 409', async () => {
   const first = await call('POST', '/v1/backups', {});
   expect(first.status).toBe(202);
+  expect(wireKeyProblems('backup started', first.json, backupRunKeys)).toEqual([]);
   const second = await call('POST', '/v1/backups', {});
   expect(second.status).toBe(409);
   expect(second.json).toMatchObject({ code: 'backup_in_progress' });
@@ -115,6 +119,7 @@ test('a failed backup is reported with its reason and leaves nothing that looks 
   const listed = await call('GET', '/v1/backups');
   expect(listed.json.last_failure).toMatchObject({ id: started.json.id, code: 'backup_failed' });
   expect(String((listed.json.last_failure as { message: string }).message)).toMatch(/pg_basebackup|ENOENT/);
+  expect(wireKeyProblems('backups.last_failure', listed.json.last_failure, backupFailureKeys)).toEqual([]);
   expect((await listBackups(store, TENANT, TIMELINE)).complete.length).toBe(before);
 });
 
@@ -147,6 +152,7 @@ test('the retention keeps the newest N', async () => {
   const r = await call('POST', '/v1/backups/retention', { keep: 1 });
   expect(r.status).toBe(200);
   expect(r.json.kept).toEqual([third]);
+  expect(wireKeyProblems('retention', r.json, retentionKeys)).toEqual([]);
   expect((r.json.deleted as string[]).length).toBe(2);
   expect((await listBackups(store, TENANT, TIMELINE)).complete.map((m) => m.backup_id)).toEqual([third]);
 });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { LocalCluster, PRIMARY_SETTINGS, defaultConfig, httpGet, portFree } from '../../src/local/cluster.js';
 import { chownSync } from 'node:fs';
 import { ensureDirFor, postgresIdentity } from '../../src/local/postgres.js';
+import type { OffloadStatusJson, TimelineStatusJson } from '../../src/api/index.js';
 
 let nextBase = 20000 + (process.pid % 200) * 100;
 
@@ -65,32 +66,16 @@ export function initArchivingPrimary(cluster: LocalCluster): string {
   return archiveDir;
 }
 
-/** A timeline's offload state in a safekeeper's timeline status. */
-export interface OffloadStatusJson {
-  enabled: boolean;
-  state: string;
-  backup_lsn: string;
-  lag_bytes: string;
-  last_error: string | null;
-  last_error_code: string | null;
-  last_error_at: string | null;
-  last_success_at: string | null;
-}
-
-/** GET /v1/tenants/:t/timelines/:l as the integration tests read it. */
-export interface TimelineStatusJson {
-  commit_lsn: string;
-  flush_lsn: string;
-  timeline_start_lsn: string;
-  local_start_lsn: string;
-  backup_lsn: string;
-  offload: OffloadStatusJson;
-}
+/**
+ * GET /v1/tenants/:t/timelines/:l of a test cluster: its safekeepers offload to a bucket (the
+ * embedded file:// one unless a test says otherwise), so `offload` is the enabled variant.
+ */
+export type OffloadingTimelineStatusJson = TimelineStatusJson & { offload: OffloadStatusJson };
 
 /** The cluster's timeline on safekeeper `id`; any answer but 200 fails the test with its text. */
-export async function timelineStatus(cluster: LocalCluster, id: number): Promise<TimelineStatusJson> {
+export async function timelineStatus(cluster: LocalCluster, id: number): Promise<OffloadingTimelineStatusJson> {
   const c = cluster.config;
   const r = await httpGet(`${cluster.httpUrl(id)}/v1/tenants/${c.tenant_id}/timelines/${c.timeline_id}`);
   if (r.status !== 200) throw new Error(`safekeeper ${id}: ${r.status} ${r.text}`);
-  return JSON.parse(r.text) as TimelineStatusJson;
+  return JSON.parse(r.text) as OffloadingTimelineStatusJson;
 }

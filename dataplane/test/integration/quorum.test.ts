@@ -2,9 +2,9 @@
 // safekeepers, blocks without one, and a kill -9 of a safekeeper loses nothing it acknowledged.
 import { jest } from '@jest/globals';
 import type pg from 'pg';
-import { LocalCluster, httpGet } from '../../src/local/cluster.js';
+import type { LocalCluster } from '../../src/local/cluster.js';
 import { parseLsn, formatLsn, type Lsn } from '../../src/common/lsn.js';
-import { newTestCluster, destroyTestCluster } from '../helpers/cluster.js';
+import { newTestCluster, destroyTestCluster, timelineStatus as memberTimeline } from '../helpers/cluster.js';
 import { pgConnect, settlesWithin } from '../helpers/pg.js';
 
 jest.setTimeout(180_000);
@@ -12,12 +12,7 @@ jest.setTimeout(180_000);
 let cluster: LocalCluster;
 let client: pg.Client;
 
-async function timelineStatus(id: number): Promise<{ flush_lsn: string; commit_lsn: string; term: string }> {
-  const c = cluster.config;
-  const r = await httpGet(`${cluster.httpUrl(id)}/v1/tenants/${c.tenant_id}/timelines/${c.timeline_id}`);
-  if (r.status !== 200) throw new Error(`safekeeper ${id} status ${r.status}: ${r.text}`);
-  return JSON.parse(r.text);
-}
+const timelineStatus = (id: number) => memberTimeline(cluster, id);
 
 beforeAll(async () => {
   cluster = await newTestCluster();

@@ -3,7 +3,7 @@
 // PostgreSQL) runs pg_basebackup and the retention; the operator only decides when.
 import { CronExpressionParser } from 'cron-parser';
 import type { TenantBackupSpec, TenantStatus } from '../api/schema.js';
-import type { BackupsJson } from '../controllers/common/dataplane.js';
+import type { BackupsJson } from '@walkeeper/dataplane/api';
 
 export type TenantBackupStatus = NonNullable<TenantStatus['backup']>;
 

@@ -1,9 +1,9 @@
 import { parseSchedule, planBackup, type BackupPlanInput, type TenantBackupStatus } from '../../src/backup/schedule.js';
-import type { BackupsJson } from '../../src/controllers/common/dataplane.js';
+import type { BackupManifestJson, BackupsJson } from '@walkeeper/dataplane/api';
 
 const t = (s: string) => new Date(s);
-const none: BackupsJson = { remote_storage: true, running: null, last_failure: null, backups: [] };
-const manifest = (id: string, stop: string) => ({ id, start_lsn: '0/2000028', stop_lsn: '0/2000100', start_time: stop, stop_time: stop, size_bytes: 4096 });
+const none: BackupsJson = { remote_storage: true, running: null, last_failure: null, backups: [], incomplete: 0 };
+const manifest = (id: string, stop: string): BackupManifestJson => ({ id, start_lsn: '0/2000028', stop_lsn: '0/2000100', start_time: stop, stop_time: stop, size_bytes: 4096, pg_timeline: 1, pg_version_num: 150004 });
 
 function input(over: Partial<BackupPlanInput>): BackupPlanInput {
   return {
@@ -117,7 +117,7 @@ describe('planBackup', () => {
       let status: TenantBackupStatus | undefined;
       let running: string | null = null;
       const started: string[] = [];
-      const done: ReturnType<typeof manifest>[] = [];
+      const done: BackupManifestJson[] = [];
       for (let pass = 0; pass < 60; pass++) {
         now += Math.floor(rand() * 50 * 60_000);
         if (running && rand() < 0.7) {

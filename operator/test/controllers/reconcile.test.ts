@@ -11,6 +11,8 @@ import type { Safekeeper, SafekeeperStatus, TenantStatus } from '../../src/api/s
 import { validateResource } from '../../src/api/validation.js';
 import { FakeKube } from '../helpers/fake-kube.js';
 import { fakeFetch, type Route } from '../helpers/fake-fetch.js';
+import { apiError, backupManifestJson, backupsJson, proposerStatusJson, retentionJson, safekeeperStatusJson, timelineStatusJson } from '../helpers/wire.js';
+import type { BackupManifestJson, BackupRunJson, RetentionRequestJson, TenantCreatedJson, TimelineCreatedJson } from '@walkeeper/dataplane/api';
 
 const NS = 'db';
 
@@ -19,7 +21,7 @@ interface MemberState {
   tenants: Map<string, Set<string>>;
   flush: string;
   commit: string;
-  /** backup_lsn the member reports (absent: a safekeeper without the field) */
+  /** backup_lsn the member reports (absent: 0/0, nothing offloaded, as a safekeeper without remote storage sends) */
   backup?: string;
   disk?: { used: number; total: number; highWater: boolean };
 }
@@ -34,32 +36,32 @@ function dataPlane(members: MemberState[]): Route {
     const p = u.pathname;
     if (method === 'GET' && p === '/v1/status') {
       const disk = m.disk ? { disk_used_bytes: String(m.disk.used), disk_total_bytes: String(m.disk.total), disk_high_water: m.disk.highWater } : {};
-      return { status: 200, body: { id: idx + 1, version: '0.1.0', uptime_seconds: 1, ...disk } };
+      return { status: 200, body: safekeeperStatusJson(idx + 1, disk) };
     }
     if (method === 'GET' && p === '/v1/tenants') return { status: 200, body: { tenants: [...m.tenants].map(([t, tls]) => ({ tenant_id: t, timelines: [...tls] })) } };
     if (method === 'POST' && p === '/v1/tenants') {
       const t = (body as { tenant_id: string }).tenant_id;
-      if (m.tenants.has(t)) return { status: 409, body: { error: 'exists', code: 'tenant_exists' } };
+      if (m.tenants.has(t)) return { status: 409, body: apiError('tenant_exists') };
       m.tenants.set(t, new Set());
-      return { status: 201, body: { tenant_id: t } };
+      return { status: 201, body: { tenant_id: t } satisfies TenantCreatedJson };
     }
     let r = /^\/v1\/tenants\/([0-9a-f]{32})\/timelines$/.exec(p);
     if (method === 'POST' && r) {
       const tls = m.tenants.get(r[1]);
-      if (!tls) return { status: 404, body: { error: 'no tenant', code: 'tenant_not_found' } };
+      if (!tls) return { status: 404, body: apiError('tenant_not_found') };
       const tl = (body as { timeline_id: string }).timeline_id;
-      if (tls.has(tl)) return { status: 409, body: { error: 'exists', code: 'timeline_exists' } };
+      if (tls.has(tl)) return { status: 409, body: apiError('timeline_exists') };
       tls.add(tl);
-      return { status: 201, body: {} };
+      return { status: 201, body: { tenant_id: r[1], timeline_id: tl } satisfies TimelineCreatedJson };
     }
     r = /^\/v1\/tenants\/([0-9a-f]{32})\/timelines\/([0-9a-f]{32})$/.exec(p);
     if (method === 'GET' && r) {
-      if (!m.tenants.get(r[1])?.has(r[2])) return { status: 404, body: { error: 'not found', code: 'timeline_not_found' } };
-      return { status: 200, body: { tenant_id: r[1], timeline_id: r[2], term: '3', last_log_term: '3', term_history: [], flush_lsn: m.flush, commit_lsn: m.commit, timeline_start_lsn: '0/1000000', ...(m.backup ? { backup_lsn: m.backup, local_start_lsn: '0/1000000' } : {}), proposer_connected: true, readers: [] } };
+      if (!m.tenants.get(r[1])?.has(r[2])) return { status: 404, body: apiError('timeline_not_found') };
+      return { status: 200, body: timelineStatusJson(r[1], r[2], { flush_lsn: m.flush, write_lsn: m.flush, commit_lsn: m.commit, ...(m.backup ? { backup_lsn: m.backup } : {}) }) };
     }
     r = /^\/v1\/tenants\/([0-9a-f]{32})$/.exec(p);
-    if (method === 'DELETE' && r) return m.tenants.delete(r[1]) ? { status: 200, body: {} } : { status: 404, body: { error: 'no', code: 'tenant_not_found' } };
-    return { status: 404, body: { error: 'no route', code: 'not_found' } };
+    if (method === 'DELETE' && r) return m.tenants.delete(r[1]) ? { status: 200, body: { tenant_id: r[1], deleted: true } } : { status: 404, body: apiError('tenant_not_found') };
+    return { status: 404, body: apiError('not_found') };
   };
 }
 
@@ -209,7 +211,8 @@ describe('Tenant reconcile', () => {
     expect(kube.store.has(`Secret/${NS}/app-credentials`)).toBe(true);
     expect(status.conditions!.find((c) => c.type === 'Registered')).toMatchObject({ status: 'True' });
     expect(status).toMatchObject({ commitLsn: '0/16B3F28', quorum: { members: 3, caughtUp: 3, healthy: true } });
-    expect(status.members![0]).toEqual({ name: 'wal-0', registered: true, flushLsn: '0/16B3F28', lagBytes: 0 });
+    // a safekeeper always reports its backup and local start LSNs (0/0: nothing offloaded)
+    expect(status.members![0]).toEqual({ name: 'wal-0', registered: true, flushLsn: '0/16B3F28', lagBytes: 0, backupLsn: '0/0', localStartLsn: '0/1000000' });
   });
 
   test('the password is generated once and kept; ids never change; a steady resync writes nothing', async () => {
@@ -306,7 +309,7 @@ describe('Tenant reconcile', () => {
       status: { podIP: '10.0.1.1', conditions: [{ type: 'Ready', status: 'True' }] },
     });
     // The proposer sidecar: streaming, one backup at a time, finishing when told.
-    const proposer = { running: null as null | { id: string; started_at: string }, backups: [] as unknown[], authorizations: [] as string[], retention: [] as unknown[] };
+    const proposer = { running: null as BackupRunJson | null, backups: [] as BackupManifestJson[], authorizations: [] as string[], retention: [] as RetentionRequestJson[] };
     const safekeepers = dataPlane(members);
     const calls: string[] = [];
     ctx.fetch = async (url, init) => {
@@ -314,8 +317,8 @@ describe('Tenant reconcile', () => {
       const u = new URL(url);
       let r: { status: number; body?: unknown } | undefined;
       if (u.hostname !== '10.0.1.1') r = safekeepers(init.method, url, init.body ? JSON.parse(init.body) : undefined);
-      else if (u.pathname === '/v1/status') r = { status: 200, body: { tenant_id: 'x', timeline_id: 'y', state: 'streaming', quorum_healthy: true, commit_lsn: '0/16B3F28' } };
-      else if (u.pathname === '/v1/backups' && init.method === 'GET') r = { status: 200, body: { remote_storage: true, running: proposer.running, last_failure: null, backups: proposer.backups } };
+      else if (u.pathname === '/v1/status') r = { status: 200, body: proposerStatusJson({ state: 'streaming', quorum_healthy: true, commit_lsn: '0/16B3F28' }) };
+      else if (u.pathname === '/v1/backups' && init.method === 'GET') r = { status: 200, body: backupsJson({ running: proposer.running, backups: proposer.backups }) };
       else if (u.pathname === '/v1/backups' && init.method === 'POST') {
         proposer.authorizations.push(init.headers.Authorization ?? '');
         proposer.running = { id: 'b1', started_at: '2026-01-01T01:00:01Z' };
@@ -323,7 +326,7 @@ describe('Tenant reconcile', () => {
       } else if (u.pathname === '/v1/backups/retention') {
         proposer.authorizations.push(init.headers.Authorization ?? '');
         proposer.retention.push(JSON.parse(init.body!));
-        r = { status: 200, body: { deleted: ['b0'], wal_objects_deleted: 4 } };
+        r = { status: 200, body: retentionJson({ deleted: ['b0'], wal_objects_deleted: 4, wal_horizon: '0/1000000', kept: ['b1'] }) };
       }
       if (!r) throw new Error(`connect ECONNREFUSED ${url}`);
       return { status: r.status, text: async () => JSON.stringify(r.body) };
@@ -344,8 +347,8 @@ describe('Tenant reconcile', () => {
 
     proposer.running = null;
     proposer.backups = [
-      { id: 'b0', start_lsn: '0/1000028', stop_lsn: '0/1000100', start_time: '2025-12-31T01:00:00Z', stop_time: '2025-12-31T01:00:05Z', size_bytes: 100 },
-      { id: 'b1', start_lsn: '0/3000028', stop_lsn: '0/3000100', start_time: '2026-01-01T01:00:01Z', stop_time: '2026-01-01T01:00:09Z', size_bytes: 200 },
+      backupManifestJson({ id: 'b0', start_lsn: '0/1000028', stop_lsn: '0/1000100', start_time: '2025-12-31T01:00:00Z', stop_time: '2025-12-31T01:00:05Z', size_bytes: 100 }),
+      backupManifestJson({ id: 'b1', start_lsn: '0/3000028', stop_lsn: '0/3000100', start_time: '2026-01-01T01:00:01Z', stop_time: '2026-01-01T01:00:09Z', size_bytes: 200 }),
     ];
     now = new Date('2026-01-01T01:00:10Z');
     await run(ctx, 2);

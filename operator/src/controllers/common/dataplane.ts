@@ -1,6 +1,11 @@
 // The operator's HTTP client for the data plane (safekeeper API on 7676, proposer status on 7677).
-// fetch is injected so tests feed canned JSON; every call has a timeout.
+// fetch is injected so tests feed canned JSON; every call has a timeout. The answers' shapes are
+// the data plane's own wire types (@walkeeper/dataplane/api), never a copy.
 import { request as httpsRequest } from 'node:https';
+import type {
+  ApiErrorJson, BackupRunJson, BackupsJson, ProposerStatusJson, RetentionJson, RetentionRequestJson,
+  SafekeeperStatusJson, TenantCreateJson, TenantListJson, TimelineCreateJson, TimelineStatusJson,
+} from '@walkeeper/dataplane/api';
 
 export interface FetchResponse {
   status: number;
@@ -43,63 +48,6 @@ export class DataPlaneError extends Error {
     super(message);
     this.name = 'DataPlaneError';
   }
-}
-
-export interface SafekeeperStatusJson {
-  id: number;
-  version: string;
-  uptime_seconds: number;
-  /** the data volume (bytes as decimal strings), when the safekeeper measures it */
-  disk_used_bytes?: string;
-  disk_total_bytes?: string;
-  disk_high_water?: boolean;
-}
-export interface TenantListJson {
-  tenants: Array<{ tenant_id: string; timelines: string[] }>;
-}
-export interface TimelineJson {
-  tenant_id: string;
-  timeline_id: string;
-  term: string;
-  last_log_term?: string;
-  term_history?: Array<{ term: string; lsn: string }>;
-  flush_lsn: string;
-  commit_lsn: string;
-  timeline_start_lsn?: string;
-  /** everything below is in remote storage (0/0: nothing offloaded, or no remote storage) */
-  backup_lsn?: string;
-  /** first LSN still on the member's disk */
-  local_start_lsn?: string;
-  proposer_connected?: boolean;
-  /** Replication readers connected to this member (the safekeeper sends one entry per reader). */
-  readers?: Array<{ application_name?: string; address?: string; sent_lsn: string; flush_lsn: string; lag_bytes: string }>;
-}
-export interface ProposerStatusJson {
-  tenant_id: string;
-  timeline_id: string;
-  state: 'connecting' | 'electing' | 'promoting' | 'streaming' | 'fenced' | 'refused' | (string & {});
-  term?: string;
-  commit_lsn?: string;
-  quorum_healthy?: boolean;
-  safekeepers?: Array<{ address: string; state: string; flush_lsn?: string; error?: string }>;
-  reason?: string;
-}
-
-/** One complete backup as the data plane lists it (GET /v1/backups on the proposer). */
-export interface BackupManifestJson {
-  id: string;
-  start_lsn: string;
-  stop_lsn: string;
-  start_time: string;
-  stop_time: string;
-  size_bytes: number;
-}
-export interface BackupsJson {
-  remote_storage: boolean;
-  running: { id: string; started_at: string } | null;
-  last_failure: { id: string; at: string; message: string; code?: string } | null;
-  /** complete backups, oldest first */
-  backups: BackupManifestJson[];
 }
 
 export interface DataPlaneClientOptions {
@@ -146,7 +94,7 @@ export class DataPlaneClient {
       json = undefined;
     }
     if (!okStatuses.includes(res.status)) {
-      const err = (json ?? {}) as { error?: string; code?: string };
+      const err = (json ?? {}) as Partial<ApiErrorJson>;
       throw new DataPlaneError(`${method} ${url}: HTTP ${res.status}${err.code ? ` ${err.code}` : ''}: ${err.error ?? text.slice(0, 200)}`, res.status, err.code);
     }
     return { status: res.status, json: json as T };
@@ -163,19 +111,19 @@ export class DataPlaneClient {
 
   /** Creates the tenant; an existing one is fine. Returns whether it was created now. */
   async ensureTenant(tenantId: string): Promise<boolean> {
-    const r = await this.call('POST', '/v1/tenants', { tenant_id: tenantId }, [200, 201, 409]);
+    const r = await this.call('POST', '/v1/tenants', { tenant_id: tenantId } satisfies TenantCreateJson, [200, 201, 409]);
     return r.status !== 409;
   }
 
   /** Creates the timeline; an existing one is fine. Returns whether it was created now. */
   async ensureTimeline(tenantId: string, timelineId: string): Promise<boolean> {
-    const r = await this.call('POST', `/v1/tenants/${tenantId}/timelines`, { timeline_id: timelineId }, [200, 201, 409]);
+    const r = await this.call('POST', `/v1/tenants/${tenantId}/timelines`, { timeline_id: timelineId } satisfies TimelineCreateJson, [200, 201, 409]);
     return r.status !== 409;
   }
 
   /** The timeline's state, or undefined when the member does not have it (404). */
-  async timeline(tenantId: string, timelineId: string): Promise<TimelineJson | undefined> {
-    const r = await this.call<TimelineJson>('GET', `/v1/tenants/${tenantId}/timelines/${timelineId}`, undefined, [200, 404]);
+  async timeline(tenantId: string, timelineId: string): Promise<TimelineStatusJson | undefined> {
+    const r = await this.call<TimelineStatusJson>('GET', `/v1/tenants/${tenantId}/timelines/${timelineId}`, undefined, [200, 404]);
     return r.status === 404 ? undefined : r.json;
   }
 
@@ -197,13 +145,13 @@ export class DataPlaneClient {
   }
 
   /** Starts a base backup on the proposer (it runs pg_basebackup against its PostgreSQL). */
-  async startBackup(): Promise<{ id: string; started_at: string }> {
-    return (await this.call<{ id: string; started_at: string }>('POST', '/v1/backups', {}, [202])).json!;
+  async startBackup(): Promise<BackupRunJson> {
+    return (await this.call<BackupRunJson>('POST', '/v1/backups', {}, [202])).json!;
   }
 
   /** Deletes backups (and bucket WAL below the oldest kept one) beyond the retention. */
-  async applyBackupRetention(retention: { keep?: number; max_age_days?: number; backup_lsn?: string }): Promise<{ deleted: string[]; wal_objects_deleted: number }> {
-    return (await this.call<{ deleted: string[]; wal_objects_deleted: number }>('POST', '/v1/backups/retention', retention)).json!;
+  async applyBackupRetention(retention: RetentionRequestJson): Promise<RetentionJson> {
+    return (await this.call<RetentionJson>('POST', '/v1/backups/retention', retention)).json!;
   }
 }
 

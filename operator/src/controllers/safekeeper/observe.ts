@@ -4,7 +4,8 @@ import type { Safekeeper } from '../../api/schema.js';
 import { LABEL_CLUSTER, memberFqdn, names, ports } from '../../specs/meta.js';
 import { type PodLike, podReady } from '../../specs/types.js';
 import { kinds } from '../../runtime/kube.js';
-import { DataPlaneClient, mapLimit, tlsFetch, type TimelineJson } from '../common/dataplane.js';
+import type { TimelineStatusJson } from '@walkeeper/dataplane/api';
+import { DataPlaneClient, mapLimit, tlsFetch } from '../common/dataplane.js';
 import { type ControllerContext, readSecretKey } from '../context.js';
 
 export interface MemberReport {
@@ -18,7 +19,7 @@ export interface MemberReport {
   /** The member's data volume, when it reports one. */
   disk?: { usedBytes: number; totalBytes: number; highWater: boolean };
   /** Per "tenant/timeline": the member's view (only when reachable). */
-  timelines: Record<string, Pick<TimelineJson, 'flush_lsn' | 'commit_lsn'>>;
+  timelines: Record<string, Pick<TimelineStatusJson, 'flush_lsn' | 'commit_lsn'>>;
 }
 
 export function memberBaseUrl(pod: PodLike | undefined, sk: Safekeeper, ordinal: number, clusterDomain: string): string {

@@ -2,7 +2,7 @@
 // existing tenant or timeline, 409, is fine) and reads each member's view of the timeline.
 import type { Safekeeper } from '../../api/schema.js';
 import type { PodLike } from '../../specs/types.js';
-import type { TimelineJson } from '../common/dataplane.js';
+import type { TimelineStatusJson } from '@walkeeper/dataplane/api';
 import type { ControllerContext } from '../context.js';
 import { forEachMember } from '../safekeeper/observe.js';
 
@@ -11,7 +11,7 @@ export interface TenantMemberReport {
   registered: boolean;
   /** Registered during this pass. */
   createdNow: boolean;
-  timeline?: TimelineJson;
+  timeline?: TimelineStatusJson;
   error?: string;
 }
 

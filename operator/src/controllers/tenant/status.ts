@@ -4,7 +4,7 @@ import type { Condition, Tenant, TenantMemberStatus, TenantStatus } from '../../
 import { formatLsn, parseLsn } from '../../lsn.js';
 import { majority } from '../../rollout/planner.js';
 import { mergeConditions, type ConditionInput } from '../common/conditions.js';
-import type { ProposerStatusJson } from '../common/dataplane.js';
+import type { ProposerStatusJson } from '@walkeeper/dataplane/api';
 import type { TenantMemberReport } from './register.js';
 
 export interface ComputeObservation {
