@@ -51,6 +51,15 @@ export default tseslint.config(
     },
   },
   {
+    // safekeeper/main.ts is the process's composition root: it starts the HTTP API beside the
+    // Postgres port, so it alone may import http/.
+    files: ['dataplane/src/safekeeper/**/*.ts', 'dataplane/src/storage/**/*.ts'],
+    ignores: ['dataplane/src/safekeeper/main.ts'],
+    rules: {
+      'no-restricted-imports': restrict({ group: ['../http', '../http/*'], message: `safekeeper/ and storage/ know nothing of HTTP: they throw domain errors with a code, and http/ gives them a status (${STYLE})` }),
+    },
+  },
+  {
     files: ['operator/src/**/*.ts'],
     rules: {
       'no-restricted-imports': restrict(operatorToDataplane),

@@ -17,6 +17,8 @@ test.each([
   ['dataplane/src/consensus/probe.ts', "export { readFileSync } from 'node:fs';", 'consensus/ does no I/O'],
   ['dataplane/src/protocol/probe.ts', "export { Registry } from '../safekeeper/registry.js';", 'protocol/ may encode consensus messages'],
   ['dataplane/src/safekeeper/probe.ts', "export { hooksFromEnv } from '@walkeeper/testkit/src/hooks';", 'product code never imports e2e/, the testkit'],
+  ['dataplane/src/safekeeper/probe.ts', "export { ApiError } from '../http/errors.js';", 'safekeeper/ and storage/ know nothing of HTTP'],
+  ['dataplane/src/storage/probe.ts', "export { createApp } from '../http/server.js';", 'safekeeper/ and storage/ know nothing of HTTP'],
   ['dataplane/src/http/probe.ts', "export { x } from '../../../e2e/src/harness/cli.js';", 'product code never imports e2e/'],
   ['dataplane/src/local/probe.ts', "import S3rver from 's3rver'; export { S3rver };", 'product code never imports'],
   ['operator/src/controllers/probe.ts', "export { Registry } from '@walkeeper/dataplane/safekeeper/registry';", 'the operator reaches the data plane over its HTTP API'],
@@ -33,6 +35,7 @@ test.each([
   ['dataplane/src/protocol/probe.ts', "export type { AppendRequest } from '../consensus/messages.js';"],
   ['operator/src/specs/probe.ts', "export { parseLsn } from '@walkeeper/dataplane/lsn';"],
   ['dataplane/test/probe.test.ts', "export { hooksFromEnv } from '../../testkit/src/hooks.js';"],
+  ['dataplane/src/safekeeper/main.ts', "export { listen } from '../http/server.js';"],
 ])('%s: %s is allowed', (file, source) => {
   expect(restricted(file, source)).toEqual([]);
 });

@@ -4,7 +4,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { ApiError } from './errors.js';
+import { ApiError, toApiError } from './errors.js';
 import { AuthError, authorize, type Authenticator, type Claims } from '../auth/jwt.js';
 import type { Logger } from '../common/log.js';
 import type { ApiErrorJson } from '../api/index.js';
@@ -21,8 +21,9 @@ export function finishApp(app: Express, log: Logger): void {
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new ApiError(404, 'not_found', `no route for ${req.method} ${req.path}`));
   });
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+  app.use((thrown: unknown, req: Request, res: Response, _next: NextFunction) => {
     void _next;
+    const err = toApiError(thrown);
     if (err instanceof ApiError || err instanceof AuthError) {
       const code = err instanceof ApiError ? err.code : err.status === 401 ? 'unauthorized' : 'forbidden';
       res.status(err.status).json({ error: err.message, code } satisfies ApiErrorJson);

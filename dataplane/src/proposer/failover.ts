@@ -6,15 +6,15 @@
 //   2. waits until the standby has replayed to F (pg_last_wal_replay_lsn; F is a record end);
 //   3. promotes it (pg_promote): PostgreSQL starts timeline N+1 at F;
 //   4. reads the new timeline and its history file (IDENTIFY_SYSTEM, TIMELINE_HISTORY) and
-//      records the switch on the safekeepers before any WAL of the new timeline.
-// The term then streams the new primary's WAL from F as usual. Promotion happens only while
-// this term holds the majority: if a newer term appears first, the term ends fenced and the
-// standby is never promoted.
+//      checks that it starts at F.
+// These are PostgreSQL's steps only: the term (termRun.ts) records the switch in the core, and
+// so on the safekeepers, before any WAL of the new timeline, then streams the new primary's
+// WAL from F as usual. Promotion happens only while this term holds the majority: if a newer
+// term appears first, the term ends fenced and the standby is never promoted.
 import { formatLsn, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
 import type { ConnInfo } from '../common/conninfo.js';
-import type { Proposer, ProposerEffect } from '../consensus/proposer.js';
-import { ProposerError } from '../consensus/errors.js';
+import type { PgTimelineInfo } from '../consensus/pgTimeline.js';
 import { PgWalSource } from './pgSource.js';
 import type { PgAdmin } from './pgAdmin.js';
 import type { TermOutcome } from './termOutcome.js';
@@ -27,22 +27,27 @@ const MAX_ALIGN = 8n;
 
 export interface FailOverDeps {
   admin: PgAdmin;
-  core: Proposer;
   /** F: the donor's flush LSN, where this term's log begins */
   termStartLsn: Lsn;
+  /** the term's quorum commit LSN, as it moves */
+  commitLsn: () => Lsn;
+  /** the PostgreSQL timeline the term's WAL is on (the standby's) */
+  pgTimeline: () => PgTimelineInfo;
   pg: ConnInfo;
   log: Logger;
   isFinished: () => boolean;
   setDetail: (detail: string) => void;
   /** the replication connection opened after the promotion replaces the standby's */
   replaceSource: (source: PgWalSource) => void;
-  dispatch: (effects: ProposerEffect[]) => void;
 }
+
+/** PostgreSQL is a primary now, on `pgTimeline`, whose switch the term must record. */
+export type FailOverResult = { kind: 'promoted'; pgTimeline: PgTimelineInfo } | TermOutcome;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
-/** Resolves undefined when PostgreSQL is promoted and the switch is recorded, or the outcome ending the term. */
-export async function failOver(d: FailOverDeps): Promise<TermOutcome | undefined> {
+/** Resolves the new timeline once PostgreSQL is promoted, the outcome ending the term, or undefined if the term ended meanwhile. */
+export async function failOver(d: FailOverDeps): Promise<FailOverResult | undefined> {
   const f = d.termStartLsn;
   const { log } = d;
   let lastLog = Date.now();
@@ -56,9 +61,9 @@ export async function failOver(d: FailOverDeps): Promise<TermOutcome | undefined
 
   // 1. the quorum commits everything up to F in our term
   log.info({ term_start_lsn: formatLsn(f) }, 'failover: elected; waiting for the quorum to commit the WAL up to the term start');
-  while (d.core.commitLsn < f) {
+  while (d.commitLsn() < f) {
     if (d.isFinished()) return undefined;
-    progress(`waiting for the quorum to commit ${formatLsn(f)} (commit LSN ${formatLsn(d.core.commitLsn)})`);
+    progress(`waiting for the quorum to commit ${formatLsn(f)} (commit LSN ${formatLsn(d.commitLsn())})`);
     await sleep(POLL_MS);
   }
 
@@ -91,10 +96,10 @@ export async function failOver(d: FailOverDeps): Promise<TermOutcome | undefined
     }
   }
 
-  // 4. the new timeline, recorded on the safekeepers before its WAL
+  // 4. the new timeline, which must begin where the quorum's WAL ends
   const source = await PgWalSource.connect(d.pg, log);
   d.replaceSource(source);
-  const before = d.core.pgTimeline;
+  const before = d.pgTimeline();
   const info = source.identity.pgTimelineInfo;
   if (info.tli <= before.tli) {
     return { kind: 'ended', reason: `failover: PostgreSQL still reports timeline ${info.tli} after its promotion (was ${before.tli})` };
@@ -108,12 +113,5 @@ export async function failOver(d: FailOverDeps): Promise<TermOutcome | undefined
     };
   }
   await source.ensureSlot();
-  try {
-    d.dispatch(d.core.switchPgTimeline(info));
-  } catch (err) {
-    if (!(err instanceof ProposerError)) throw err;
-    return { kind: 'refused', reason: `failover: ${err.message}` };
-  }
-  log.info({ pg_timeline: info.tli, switchpoint: formatLsn(info.startLsn), history_file: info.historyFile }, 'failover: PostgreSQL promoted; timeline switch recorded');
-  return undefined;
+  return { kind: 'promoted', pgTimeline: info };
 }

@@ -1,36 +1,26 @@
-// One term of the proposer, from election to its end: it connects to PostgreSQL and the
-// safekeepers, runs the election through the pure core (consensus/proposer.ts), checks that
-// PostgreSQL's WAL is the WAL the quorum holds, then streams new WAL and reports the quorum
+// One term of the proposer, from election to its end: it connects to PostgreSQL, wires the
+// safekeeper links (memberLinks.ts), the term's WAL (termWal.ts) and the system clock into the
+// proposer node, which runs the pure core (consensus/proposer.ts); once elected it fails over
+// a standby first when asked to (failover.ts), then lets new WAL flow and reports the quorum
 // commit LSN back to PostgreSQL. Anything that breaks the term (PostgreSQL gone, a higher
 // term, a refusal) ends it; the service starts a fresh term, or stops when fenced.
 import { Proposer, type ProposerEffect } from '../consensus/proposer.js';
-import type { AcceptorMessage } from '../consensus/messages.js';
-import { DEFAULT_WAL_SEG_SIZE, XLOG_BLCKSZ, formatLsn, segmentStart, type Lsn } from '../common/lsn.js';
+import { ProposerError } from '../consensus/errors.js';
+import type { PgTimelineInfo } from '../consensus/pgTimeline.js';
+import { DEFAULT_WAL_SEG_SIZE, formatLsn, segmentStart } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
 import type { ConnInfo } from '../common/conninfo.js';
 import type { ProposerMetrics } from '../http/proposerApi.js';
 import { PgWalSource } from './pgSource.js';
-import { SafekeeperLink, readWalFromPeer, type LinkTarget } from './safekeeperLink.js';
-import { WalBuffer } from './walBuffer.js';
-import { PeerReader } from './peerReader.js';
+import type { LinkTarget } from './safekeeperLink.js';
+import { MemberLinks, type Member } from './memberLinks.js';
+import { TermWal } from './termWal.js';
 import { PgAdmin } from './pgAdmin.js';
 import { failOver } from './failover.js';
-import { ProposerNode, type MemberTransport } from './proposerNode.js';
+import { ProposerNode } from './proposerNode.js';
 import { systemClock } from '../common/clock.js';
 import type { TermOutcome } from './termOutcome.js';
 import type { ProposerState } from '../api/index.js';
-
-/** WAL kept in memory beyond what every streaming member acknowledged. */
-const MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
-/** PostgreSQL's WAL just before the term start is compared with the donor's. */
-const VERIFY_BYTES = BigInt(XLOG_BLCKSZ);
-
-interface MemberRuntime {
-  target: LinkTarget;
-  link: SafekeeperLink | undefined;
-  error: string | undefined;
-  peer: PeerReader | undefined;
-}
 
 /** Test-only behaviour injected by test tools, never read from the environment here. */
 export interface ProposerHooks {
@@ -60,6 +50,7 @@ export interface TermRunDeps {
 export class TermRun {
   core: Proposer | undefined;
   private node: ProposerNode | undefined;
+  private wal: TermWal | undefined;
   source: PgWalSource | undefined;
   /** fenced and refused end the term: the service reports those, not a live term */
   state: Exclude<ProposerState, 'fenced' | 'refused'> = 'connecting';
@@ -67,18 +58,19 @@ export class TermRun {
   stateDetail: string | undefined;
   /** set while PostgreSQL is a standby to be promoted in this term */
   private admin: PgAdmin | undefined;
-  readonly members: MemberRuntime[];
-  private buffer: WalBuffer | undefined;
-  private verified = false;
-  private verifyFrom: Lsn = 0n;
-  private bufferWaiters: (() => void)[] = [];
+  private readonly links: MemberLinks;
   private finished = false;
   private resolveOutcome!: (o: TermOutcome) => void;
   readonly outcome: Promise<TermOutcome>;
 
   constructor(private readonly deps: TermRunDeps) {
-    this.members = deps.targets.map((target) => ({ target, link: undefined, error: undefined, peer: undefined }));
+    this.links = new MemberLinks(deps.targets, deps.log, () => this.finished);
     this.outcome = new Promise((resolve) => (this.resolveOutcome = resolve));
+  }
+
+  /** The safekeepers of the term and their last errors (for the status endpoint). */
+  get members(): readonly Member[] {
+    return this.links.members;
   }
 
   /** Runs the term until it ends; never throws (failures become an `ended` outcome). */
@@ -120,13 +112,13 @@ export class TermRun {
     const id = source.identity;
     if (this.deps.hooks?.unsafeAckBeforeQuorum) log.error('TEST MODE: acknowledging commits on PostgreSQL\'s flush, before any quorum has them');
     log.info({ system_id: id.systemId.toString(), pg_timeline: id.pgTimeline, flush_lsn: formatLsn(id.flushLsn), pg_version: id.pgVersion }, 'connected to PostgreSQL');
-    this.core = new Proposer({
+    const core = new Proposer({
       tenantId: this.deps.tenantId,
       timelineId: this.deps.timelineId,
       pgVersion: id.pgVersion,
       systemId: id.systemId,
       walSegSize: DEFAULT_WAL_SEG_SIZE,
-      memberCount: this.members.length,
+      memberCount: this.links.members.length,
       // A new timeline starts at the segment holding PostgreSQL's flush position, so
       // safekeepers hold whole segments and stock readers can start anywhere in them.
       startLsnIfEmpty: segmentStart(id.flushLsn),
@@ -135,10 +127,22 @@ export class TermRun {
       broadcastCommit: false,
       pgTimeline: id.pgTimelineInfo,
     });
+    this.core = core;
+    const wal = new TermWal({
+      core,
+      targets: this.deps.targets,
+      log,
+      metrics: this.deps.metrics,
+      isFinished: () => this.finished,
+      streamEnded: (err) => this.finish({ kind: 'ended', reason: err.message }),
+      appended: (endLsn) => this.node!.walAppended(endLsn),
+      unsafeAckBeforeQuorum: this.deps.hooks?.unsafeAckBeforeQuorum,
+    });
+    this.wal = wal;
     this.node = new ProposerNode({
-      core: this.core,
-      transport: this.transport(),
-      wal: { read: (i, begin, end) => this.walFor(i, begin, end) },
+      core,
+      transport: this.links.transport(),
+      wal,
       clock: systemClock,
       events: {
         elected: (e) => {
@@ -149,65 +153,23 @@ export class TermRun {
         commitAdvanced: (commitLsn) => {
           this.source?.sendStatus(commitLsn);
           this.deps.metrics.commitLsn.set(Number(commitLsn));
-          this.trimBuffer(commitLsn);
+          wal.trim(commitLsn);
         },
         fenced: (reason) => this.finish({ kind: 'fenced', reason }),
-        memberDropped: (i, reason) => {
-          const m = this.members[i];
-          m.error = reason;
-          this.deps.log.warn({ safekeeper: m.target.address, err: reason }, 'dropping safekeeper connection; it reconnects');
-        },
+        memberDropped: (i, reason) => this.links.dropped(i, reason),
         walSent: (bytes) => this.deps.metrics.walSent.inc(bytes),
       },
     });
     this.state = 'electing';
-    this.members.forEach((_, i) => void this.memberLoop(i));
-    this.node.start();
-  }
-
-  /** The safekeeper links as the node's transport. */
-  private transport(): MemberTransport {
-    return {
-      send: (i, msg) => {
-        const link = this.members[i].link;
-        if (link && !link.send(msg)) return link.drain();
+    const node = this.node;
+    this.links.start({
+      connected: (i) => node.connected(i),
+      disconnected: (i) => node.disconnected(i),
+      received: (i, msg) => {
+        if (!this.finished) node.received(i, msg);
       },
-      close: (i) => this.members[i].link?.close(),
-    };
-  }
-
-  /** Keeps one member connected for the life of the term, reconnecting with backoff. */
-  private async memberLoop(i: number): Promise<void> {
-    const m = this.members[i];
-    let backoff = 200;
-    while (!this.finished) {
-      try {
-        const { link, ended } = await SafekeeperLink.open(m.target, (msg) => this.onMemberMessage(i, msg));
-        if (this.finished) {
-          link.close();
-          return;
-        }
-        m.link = link;
-        m.error = undefined;
-        backoff = 200;
-        this.node!.connected(i);
-        await ended;
-      } catch (err) {
-        m.error = (err as Error).message;
-        if (!this.finished) this.deps.log.warn({ safekeeper: m.target.address, err: m.error }, 'safekeeper connection failed');
-      }
-      m.link?.close();
-      m.link = undefined;
-      if (this.finished) return;
-      this.node!.disconnected(i);
-      await new Promise((r) => setTimeout(r, backoff));
-      backoff = Math.min(backoff * 2, 5_000);
-    }
-  }
-
-  private onMemberMessage(i: number, msg: AcceptorMessage): void {
-    if (this.finished) return;
-    this.node!.received(i, msg);
+    });
+    node.start();
   }
 
   /**
@@ -235,25 +197,26 @@ export class TermRun {
   }
 
   private async onElected(e: Extract<ProposerEffect, { kind: 'elected' }>): Promise<void> {
-    const { log } = this.deps;
     if (this.admin) {
       this.state = 'promoting';
       const admin = this.admin;
+      const core = this.core!;
       try {
-        const outcome = await failOver({
+        const result = await failOver({
           admin,
-          core: this.core!,
           termStartLsn: e.termStartLsn,
+          commitLsn: () => core.commitLsn,
+          pgTimeline: () => core.pgTimeline,
           pg: this.deps.pg,
-          log,
+          log: this.deps.log,
           isFinished: () => this.finished,
           setDetail: (d) => (this.stateDetail = d),
           replaceSource: (next) => {
             this.source?.close();
             this.source = next;
           },
-          dispatch: (effects) => this.node!.dispatch(effects),
         });
+        const outcome = result?.kind === 'promoted' ? this.recordPgTimelineSwitch(result.pgTimeline) : result;
         if (outcome) return this.finish(outcome);
       } finally {
         admin.close();
@@ -262,139 +225,22 @@ export class TermRun {
       }
       if (this.finished) return;
     }
-    const source = this.source!;
-    const termStart = e.termStartLsn;
-    const pgFlush = await source.currentFlushLsn();
-    log.info({ term: e.term.toString(), term_start_lsn: formatLsn(termStart), donor: this.members[e.donor].target.address, pg_flush_lsn: formatLsn(pgFlush) }, 'elected');
-    if (termStart > pgFlush) {
-      return this.finish({
-        kind: 'refused',
-        reason:
-          `the safekeepers hold WAL up to ${formatLsn(termStart)} but PostgreSQL's WAL ends at ${formatLsn(pgFlush)}: ` +
-          `this PostgreSQL is not the primary that wrote the timeline (restored or diverged); refusing to push its WAL`,
-      });
-    }
-    const timelineStart = e.termHistory[0].lsn;
-    // Nor before the segment where PostgreSQL's current timeline began: asked for its timeline,
-    // PostgreSQL reads that timeline's segment files, and the segments before the switchpoint's
-    // exist only under the parent timeline (a standby promoted just past a segment boundary).
-    const pgTimelineFirstSegment = segmentStart(source.identity.pgTimelineInfo.startLsn);
-    const floor = pgTimelineFirstSegment > timelineStart && pgTimelineFirstSegment <= termStart ? pgTimelineFirstSegment : timelineStart;
-    let from = termStart - VERIFY_BYTES > floor ? termStart - VERIFY_BYTES : floor;
-    let started: { ended: Promise<void> };
-    try {
-      started = await this.startPgStream(from);
-    } catch (err) {
-      if (from === termStart || !/removed/.test((err as Error).message)) throw err;
-      // PostgreSQL already recycled the WAL just before the term start: nothing to compare with.
-      log.warn({ err: (err as Error).message }, 'cannot compare PostgreSQL WAL with the quorum: WAL before the term start is gone');
-      from = termStart;
-      started = await this.startPgStream(from);
-    }
-    started.ended.catch((err: Error) => this.finish({ kind: 'ended', reason: err.message }));
-    this.wakeBufferWaiters();
-    if (from < termStart) await this.verifyAgainstDonor(e.donor, e.term, from, termStart);
+    const refused = await this.wal!.start(this.source!, e);
+    if (refused) return this.finish(refused);
     if (this.finished) return;
-    this.verified = true;
     this.state = 'streaming';
-    this.wakeBufferWaiters();
-    this.advance();
   }
 
-  private async startPgStream(from: Lsn): Promise<{ ended: Promise<void> }> {
-    this.buffer = new WalBuffer(from);
-    this.verifyFrom = from;
-    return this.source!.startStreaming(from, (start, data) => {
-      if (this.finished) return;
-      this.buffer!.append(start, data);
-      this.deps.metrics.walReceived.inc(data.length);
-      if (this.deps.hooks?.unsafeAckBeforeQuorum) this.source!.sendStatus(this.buffer!.end);
-      this.wakeBufferWaiters();
-      if (this.verified) this.advance();
-    });
-  }
-
-  /** The bytes PostgreSQL has just before the term start must be the donor's bytes there. */
-  private async verifyAgainstDonor(donor: number, term: bigint, from: Lsn, to: Lsn): Promise<void> {
-    const parts: Buffer[] = [];
-    const end = await readWalFromPeer(this.members[donor].target, term, from, to, (_start, data) => {
-      parts.push(Buffer.from(data));
-    });
-    if (end < to) throw new Error(`donor ${this.members[donor].target.address} served WAL only up to ${formatLsn(end)}, not ${formatLsn(to)}`);
-    const theirs = Buffer.concat(parts);
-    await this.until(() => this.buffer!.end >= to);
-    const ours = this.buffer!.read(from, Number(to - from));
-    if (!ours.equals(theirs)) {
-      let at = 0;
-      while (at < ours.length && ours[at] === theirs[at]) at++;
-      this.finish({
-        kind: 'refused',
-        reason:
-          `PostgreSQL's WAL differs from the WAL the safekeepers hold at ${formatLsn(from + BigInt(at))} (before the term start ${formatLsn(to)}): ` +
-          `this PostgreSQL diverged from the timeline (restored from a backup?); refusing to push its WAL`,
-      });
+  /** The promoted PostgreSQL's new timeline goes to the core, and so to the safekeepers, before any of its WAL. */
+  private recordPgTimelineSwitch(info: PgTimelineInfo): TermOutcome | undefined {
+    try {
+      this.node!.dispatch(this.core!.switchPgTimeline(info));
+    } catch (err) {
+      if (!(err instanceof ProposerError)) throw err;
+      return { kind: 'refused', reason: `failover: ${err.message}` };
     }
-  }
-
-  /** New WAL from PostgreSQL beyond the term start goes to the core, which schedules sends. */
-  private advance(): void {
-    this.node!.walAppended(this.buffer!.end);
-  }
-
-  private wakeBufferWaiters(): void {
-    const waiters = this.bufferWaiters;
-    this.bufferWaiters = [];
-    for (const w of waiters) w();
-  }
-
-  /** Resolves once cond() holds; re-checked whenever WAL arrives or the term's state moves. */
-  private until(cond: () => boolean): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (this.finished) return reject(new Error('term ended'));
-        if (cond()) return resolve();
-        this.bufferWaiters.push(check);
-      };
-      check();
-    });
-  }
-
-  private async walFor(i: number, begin: Lsn, end: Lsn): Promise<Buffer> {
-    if (begin === end) return Buffer.alloc(0);
-    // WAL below the term start is the donor's. While a standby is being promoted there is no
-    // stream from PostgreSQL yet, and the promotion waits for exactly this catch-up.
-    const beforeStream = this.buffer === undefined && end <= this.core!.termStartLsn;
-    if (!beforeStream) await this.until(() => this.buffer !== undefined);
-    if (!beforeStream && begin >= this.verifyFrom) {
-      // From PostgreSQL's stream, once it was found to match the quorum's WAL.
-      await this.until(() => this.verified && this.buffer!.end >= end);
-      if (begin >= this.buffer!.start) return this.buffer!.read(begin, Number(end - begin));
-    }
-    const m = this.members[i];
-    m.peer ??= new PeerReader(() => this.catchUpPeer(i), this.core!.term);
-    return m.peer.read(begin, end);
-  }
-
-  /** Where member i catches up from: the donor (it had everything up to the term start), else the most advanced member. */
-  private catchUpPeer(i: number): LinkTarget | undefined {
-    const st = this.core!.status();
-    if (st.donor !== null && st.donor !== i && st.members[st.donor].state === 'streaming') return this.members[st.donor].target;
-    let best: number | undefined;
-    for (const ms of st.members) {
-      if (ms.member === i || ms.state !== 'streaming') continue;
-      if (best === undefined || ms.flushLsn > st.members[best].flushLsn) best = ms.member;
-    }
-    return best === undefined ? undefined : this.members[best].target;
-  }
-
-  private trimBuffer(commitLsn: Lsn): void {
-    const buffer = this.buffer;
-    if (!buffer || !this.verified) return;
-    const st = this.core!.status();
-    let floor = commitLsn;
-    for (const ms of st.members) if (ms.state === 'streaming' && ms.flushLsn < floor) floor = ms.flushLsn;
-    const cap = buffer.end - BigInt(MAX_BUFFERED_BYTES);
-    buffer.trimTo(floor > cap ? floor : cap);
+    this.deps.log.info({ pg_timeline: info.tli, switchpoint: formatLsn(info.startLsn), history_file: info.historyFile }, 'failover: PostgreSQL promoted; timeline switch recorded');
+    return undefined;
   }
 
   private finish(outcome: TermOutcome): void {
@@ -411,8 +257,8 @@ export class TermRun {
 
   private dispose(): void {
     this.node?.stop();
-    this.wakeBufferWaiters();
-    for (const m of this.members) m.link?.close();
+    this.wal?.wake();
+    this.links.closeAll();
     this.source?.close();
     this.admin?.close();
   }

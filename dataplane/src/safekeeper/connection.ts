@@ -1,8 +1,10 @@
-// One client connection on the safekeeper's Postgres-protocol port: startup and auth, then
-// the commands of a replication connection. START_WAL_PUSH hands the connection to the WAL
-// receiver (proposers), START_REPLICATION to the WAL sender (readers).
+// The transport of one client connection on the safekeeper's Postgres-protocol port: the
+// socket and its TLS upgrade, message framing and batching, the startup packet and auth
+// (JWT as the password). Each query is parsed and given to the command handler
+// (commandHandler.ts); after START_* the CopyData stream belongs to the WAL receiver or sender.
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { randomInt } from 'node:crypto';
 import {
   FrontendDecoder,
   ProtocolError,
@@ -11,38 +13,26 @@ import {
   encodeAuthenticationOk,
   encodeBackendKeyData,
   encodeCommandComplete,
-  encodeDataRow,
-  encodeEmptyQueryResponse,
   encodeEncryptionRefused,
   encodeErrorResponse,
-  encodeNoticeResponse,
   encodeParameterStatus,
   encodeReadyForQuery,
-  encodeRowDescription,
-  PgType,
   type FrontendMessage,
 } from '../protocol/pgServerCodec.js';
 import { parseReplicationCommand, type ReplicationCommand } from '../protocol/replicationCommands.js';
-import { formatLsn } from '../common/lsn.js';
 import { isValidId } from '../common/ids.js';
-import { AuthError, authorize, type Claims } from '../auth/jwt.js';
+import { AuthError, authorize } from '../auth/jwt.js';
 import type { SafekeeperContext } from './context.js';
-import type { Timeline } from './timeline.js';
-import { WalReceiver } from './receiveWal.js';
-import { ConnectionError, type CopyHandler, type CopySession } from './copySession.js';
-import { WalSender } from './sendWal.js';
-import { randomInt } from 'node:crypto';
-import { currentPgTimeline, historyFileFor, historyFileName, type PgTimelineHistory } from '../consensus/pgTimeline.js';
-import { SlotError, SlotSqlState, truncateSlotIdentifier, type SlotLease } from './slots.js';
-import type { Lsn } from '../common/lsn.js';
+import { ConnectionError, type CopyHandler } from './copySession.js';
+import { CommandHandler, SERVER_VERSION, type CommandSession } from './commandHandler.js';
+import { SlotError } from './slots.js';
 
-const SERVER_VERSION = '15.0 (walkeeper)';
 /** How long a client may take from connecting to finishing authentication. */
 const STARTUP_TIMEOUT_MS = 10_000;
 /** How long a message may stay half-received: a slow-drip client must not hold its buffer. */
 const PARTIAL_MESSAGE_TIMEOUT_MS = 10_000;
 
-export class PgConnection implements CopySession {
+export class PgConnection implements CommandSession {
   private readonly decoder = new FrontendDecoder();
   private pending: FrontendMessage[] = [];
   private processing = false;
@@ -50,11 +40,11 @@ export class PgConnection implements CopySession {
   private startupDone = false;
   private awaitingPassword = false;
   private params: Record<string, string> = {};
-  private claims: Claims | undefined;
   tenantId: string | undefined;
   timelineId: string | undefined;
   applicationName = '';
   private copy: CopyHandler | undefined;
+  private readonly commands: CommandHandler;
   private readonly startupTimer: NodeJS.Timeout;
   private partialTimer: NodeJS.Timeout | undefined;
   /** the socket messages are read from and written to: the TCP socket, or TLS over it after SSLRequest */
@@ -68,6 +58,7 @@ export class PgConnection implements CopySession {
     private readonly ctx: SafekeeperContext,
   ) {
     this.socket = rawSocket;
+    this.commands = new CommandHandler(this, ctx);
     rawSocket.setNoDelay(true);
     rawSocket.on('data', this.onSocketData);
     rawSocket.on('error', this.onSocketGone);
@@ -250,8 +241,7 @@ export class PgConnection implements CopySession {
     if (!this.awaitingPassword) throw new ConnectionError('unexpected password message', SqlState.protocolViolation);
     this.awaitingPassword = false;
     try {
-      this.claims = await this.ctx.auth!.verify(password);
-      authorize(this.claims, this.tenantId);
+      authorize(await this.ctx.auth!.verify(password), this.tenantId);
     } catch (err) {
       if (err instanceof AuthError) throw new ConnectionError(err.message, SqlState.invalidPassword);
       throw err;
@@ -297,7 +287,7 @@ export class PgConnection implements CopySession {
     }
     this.ctx.log.debug({ conn: this.remote, cmd: cmd.kind }, 'command');
     try {
-      await this.runCommand(cmd);
+      await this.commands.run(cmd);
     } catch (err) {
       if (err instanceof ConnectionError && err.severity === 'ERROR') return this.queryError(err.message, err.sqlState, err.detail, err.hint);
       if (err instanceof SlotError) return this.queryError(err.message, err.sqlState, err.detail, err.hint);
@@ -310,208 +300,8 @@ export class PgConnection implements CopySession {
     this.write(Buffer.concat([encodeErrorResponse({ severity: 'ERROR', code, message, detail, hint }), encodeReadyForQuery('I')]));
   }
 
-  /**
-   * A slot name as PostgreSQL's lexer leaves it: 64 bytes or more are cut to 63, with the
-   * NOTICE PostgreSQL sends before the command's answer.
-   */
-  private slotName(raw: string): string {
-    const { name, notice } = truncateSlotIdentifier(raw);
-    if (notice) this.write(encodeNoticeResponse({ severity: 'NOTICE', code: SlotSqlState.nameTooLong, message: notice }));
-    return name;
-  }
-
-  /** The timeline named in the startup options; readers and proposers need one. */
-  /**
-   * The timeline named in the startup options. It is never created implicitly: an empty
-   * timeline appearing where one was lost (a deleted directory, a wiped volume) must not
-   * vote as if it had never seen any WAL. Timelines are created through the HTTP API.
-   */
-  private async requireTimeline(): Promise<Timeline> {
-    if (!this.tenantId || !this.timelineId) {
-      throw new ConnectionError('tenant_id and timeline_id are required: connect with options=\'-c tenant_id=<32 hex> -c timeline_id=<32 hex>\'', SqlState.invalidParameterValue, 'ERROR');
-    }
-    const tl = this.ctx.registry.getTimeline(this.tenantId, this.timelineId);
-    if (tl) return tl;
-    const broken = this.ctx.registry.brokenReason(this.tenantId, this.timelineId);
-    if (broken) throw new ConnectionError(`timeline ${this.timelineId} of tenant ${this.tenantId} is unavailable on safekeeper ${this.ctx.nodeId}: ${broken}`, SqlState.internalError, 'ERROR');
-    throw new ConnectionError(
-      `timeline ${this.timelineId} of tenant ${this.tenantId} does not exist on safekeeper ${this.ctx.nodeId}; create it with POST /v1/tenants/${this.tenantId}/timelines`,
-      SqlState.undefinedObject,
-      'ERROR',
-    );
-  }
-
-
-  private rows(fields: { name: string; type: number }[], rows: (string | null)[][], tag: string): void {
-    const out = [encodeRowDescription(fields.map((f) => ({ name: f.name, typeOid: f.type, typeLen: f.type === PgType.int4 ? 4 : f.type === PgType.int8 ? 8 : -1 })))];
-    for (const r of rows) out.push(encodeDataRow(r));
-    out.push(encodeCommandComplete(tag), encodeReadyForQuery('I'));
-    this.write(Buffer.concat(out));
-  }
-
-  private async runCommand(cmd: ReplicationCommand): Promise<void> {
-    switch (cmd.kind) {
-      case 'empty':
-        this.write(Buffer.concat([encodeEmptyQueryResponse(), encodeReadyForQuery('I')]));
-        return;
-      case 'identify_system': {
-        const tl = await this.requireTimeline();
-        const s = tl.snapshot();
-        const xlogpos = this.isPeerRecovery() ? s.flushLsn : s.commitLsn;
-        this.rows(
-          [{ name: 'systemid', type: PgType.text }, { name: 'timeline', type: PgType.int4 }, { name: 'xlogpos', type: PgType.text }, { name: 'dbname', type: PgType.text }],
-          [[s.systemId.toString(), String(currentPgTimeline(s.pgTimelineHistory).tli), formatLsn(xlogpos), null]],
-          'IDENTIFY_SYSTEM',
-        );
-        return;
-      }
-      case 'show':
-        return this.show(cmd.name);
-      case 'set':
-        this.write(Buffer.concat([encodeCommandComplete('SET'), encodeReadyForQuery('I')]));
-        return;
-      case 'timeline_history': {
-        // The file PostgreSQL wrote at the promotion that started the timeline, byte for byte.
-        const tl = await this.requireTimeline();
-        const s = tl.snapshot();
-        const name = historyFileName(cmd.timeline);
-        const content = historyFileFor(s.pgTimelineHistory, s.pgHistoryFile, cmd.timeline);
-        if (content === null || content === undefined) {
-          const known = s.pgTimelineHistory.map((e) => e.tli).join(', ');
-          throw new ConnectionError(
-            `could not open file "pg_wal/${name}": No such file or directory (` +
-              (content === null ? `timeline ${cmd.timeline} is the first timeline and has no history file` : `timeline ${cmd.timeline} is not in this server's history; it holds timelines ${known}`) +
-              ')',
-            '58P01',
-            'ERROR',
-          );
-        }
-        this.rows([{ name: 'filename', type: PgType.text }, { name: 'content', type: PgType.text }], [[name, content]], 'TIMELINE_HISTORY');
-        return;
-      }
-      case 'read_replication_slot': {
-        // As PostgreSQL 15: a row of NULLs for a slot that does not exist; restart_lsn and
-        // restart_tli NULL for one without a restart position (new, or invalidated).
-        const tl = await this.requireTimeline();
-        const name = this.slotName(cmd.slot);
-        const slot = tl.slots.get(name);
-        const s = tl.snapshot();
-        const row: (string | null)[] = !slot
-          ? [null, null, null]
-          : slot.restartLsn === 0n || slot.invalidation
-            ? ['physical', null, null]
-            : ['physical', formatLsn(slot.restartLsn), String(tliOf(s.pgTimelineHistory, slot.restartLsn))];
-        this.rows([{ name: 'slot_type', type: PgType.text }, { name: 'restart_lsn', type: PgType.text }, { name: 'restart_tli', type: PgType.int8 }], [row], 'READ_REPLICATION_SLOT');
-        return;
-      }
-      case 'create_replication_slot': {
-        const tl = await this.requireTimeline();
-        const name = this.slotName(cmd.slot);
-        if (cmd.slotType === 'logical') {
-          throw new ConnectionError('logical replication slots are not supported by a safekeeper: it serves physical replication only (CREATE_REPLICATION_SLOT name PHYSICAL)', SqlState.featureNotSupported, 'ERROR');
-        }
-        if (cmd.temporary) {
-          throw new ConnectionError(
-            'temporary replication slots are not supported by a safekeeper: create a permanent one (without TEMPORARY) and drop it when done, or stream without a slot',
-            SqlState.featureNotSupported,
-            'ERROR',
-          );
-        }
-        let reserveWal = false;
-        for (const [option, value] of Object.entries(cmd.options)) {
-          if (option !== 'reserve_wal') throw new ConnectionError(`unrecognized option: ${option}`, SqlState.syntaxError, 'ERROR');
-          const v = value.toLowerCase();
-          if (['', 'true', 'on', '1'].includes(v)) reserveWal = true;
-          else if (['false', 'off', '0'].includes(v)) reserveWal = false;
-          else throw new ConnectionError(`reserve_wal requires a Boolean value`, SqlState.syntaxError, 'ERROR');
-        }
-        const s = tl.snapshot();
-        const slot = await tl.slots.create(name, { reserveWal, commitLsn: s.commitLsn, timelineStartLsn: s.timelineStartLsn, walSegSize: s.walSegSize });
-        // PostgreSQL's answer for a physical slot: consistent_point 0/0, no snapshot, no plugin
-        this.rows(
-          [{ name: 'slot_name', type: PgType.text }, { name: 'consistent_point', type: PgType.text }, { name: 'snapshot_name', type: PgType.text }, { name: 'output_plugin', type: PgType.text }],
-          [[slot.name, '0/0', null, null]],
-          'CREATE_REPLICATION_SLOT',
-        );
-        return;
-      }
-      case 'drop_replication_slot': {
-        const tl = await this.requireTimeline();
-        const name = this.slotName(cmd.slot);
-        await tl.slots.drop(name, { wait: cmd.wait, cancelled: () => this.closed || tl.isClosed });
-        this.write(Buffer.concat([encodeCommandComplete('DROP_REPLICATION_SLOT'), encodeReadyForQuery('I')]));
-        return;
-      }
-      case 'timeline_status': {
-        const tl = this.tenantId && this.timelineId ? this.ctx.registry.getTimeline(this.tenantId, this.timelineId) : undefined;
-        const s = tl?.snapshot();
-        this.rows([{ name: 'flush_lsn', type: PgType.text }, { name: 'commit_lsn', type: PgType.text }], s ? [[formatLsn(s.flushLsn), formatLsn(s.commitLsn)]] : [], 'TIMELINE_STATUS');
-        return;
-      }
-      case 'start_wal_push': {
-        const tl = await this.requireTimeline();
-        this.copy = new WalReceiver(this, tl, this.ctx);
-        return;
-      }
-      case 'start_replication': {
-        const tl = await this.requireTimeline();
-        // As PostgreSQL: the slot is acquired first (it must exist, be valid and be free),
-        // then the start is checked; the slot is let go when the stream ends.
-        let lease: SlotLease | undefined;
-        if (cmd.slot !== null && cmd.term === null) {
-          lease = await tl.slots.acquire(this.slotName(cmd.slot), {
-            remote: this.remote,
-            applicationName: this.applicationName,
-            kill: (err) => this.fail(ConnectionError.fromSlot(err, 'FATAL')),
-          });
-        }
-        try {
-          const sender = new WalSender(this, tl, this.ctx, cmd, lease);
-          sender.validate();
-          if (sender.endsAtOnce()) {
-            lease?.release();
-            return sender.sendEndOfTimelineOnly();
-          }
-          this.copy = sender;
-          sender.start();
-        } catch (err) {
-          lease?.release();
-          throw err;
-        }
-        return;
-      }
-      case 'unsupported':
-        throw new ConnectionError(cmd.message, cmd.sqlState, 'ERROR');
-      case 'unknown':
-        throw new ConnectionError(`syntax error: walkeeper does not understand "${cmd.text.slice(0, 200)}"`, SqlState.syntaxError, 'ERROR');
-    }
-  }
-
-  private isPeerRecovery(): boolean {
-    return this.applicationName.startsWith('walkeeper_proposer');
-  }
-
-  private show(name: string): void {
-    const values: Record<string, string> = {
-      wal_segment_size: '16MB',
-      data_directory_mode: '0700',
-      server_version: SERVER_VERSION,
-      server_version_num: '150000',
-      integer_datetimes: 'on',
-      wal_block_size: '8192',
-      block_size: '8192',
-      max_connections: '1000',
-      server_encoding: 'UTF8',
-      client_encoding: 'UTF8',
-      timezone: 'Etc/UTC',
-    };
-    const key = name.toLowerCase();
-    if (key === 'wal_segment_size' && this.tenantId && this.timelineId) {
-      const tl = this.ctx.registry.getTimeline(this.tenantId, this.timelineId);
-      if (tl) values.wal_segment_size = `${tl.snapshot().walSegSize / (1024 * 1024)}MB`;
-    }
-    if (!(key in values)) throw new ConnectionError(`unrecognized configuration parameter "${name}"`, SqlState.undefinedObject, 'ERROR');
-    this.rows([{ name: key, type: PgType.text }], [[values[key]]], 'SHOW');
+  startCopy(handler: CopyHandler): void {
+    this.copy = handler;
   }
 
   /** The copy sub-protocol ended normally: back to command mode (`before`: a result set to send first). */
@@ -556,10 +346,6 @@ export class PgConnection implements CopySession {
       this.rawSocket.destroy();
     }, 1000).unref();
   }
-
-  get claimsForTest(): Claims | undefined {
-    return this.claims;
-  }
 }
 
 /**
@@ -578,11 +364,4 @@ export function parseStartupOptions(options: string): Record<string, string> {
     if (eq > 0) out[w.slice(0, eq).replace(/-/g, '_')] = w.slice(eq + 1);
   }
   return out;
-}
-
-/** The PostgreSQL timeline that holds `lsn`: the last one starting at or before it. */
-function tliOf(history: PgTimelineHistory, lsn: Lsn): number {
-  let tli = history[0]?.tli ?? 1;
-  for (const e of history) if (e.startLsn <= lsn) tli = e.tli;
-  return tli;
 }

@@ -2,7 +2,7 @@
 import type { SecureContext } from 'node:tls';
 import type { Authenticator } from '../auth/jwt.js';
 import type { Logger } from '../common/log.js';
-import type { SafekeeperMetrics } from '../http/metrics.js';
+import type { SafekeeperMetrics } from './metrics.js';
 import type { Registry } from './registry.js';
 import type { WalBackup } from './walBackup.js';
 import type { DiskSpace } from '../storage/diskSpace.js';

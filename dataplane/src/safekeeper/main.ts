@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { createLogger, type LogFormat } from '../common/log.js';
 import { Authenticator, loadPublicKey } from '../auth/jwt.js';
-import { SafekeeperMetrics } from '../http/metrics.js';
+import { SafekeeperMetrics } from './metrics.js';
 import { listen, splitHostPort } from '../http/server.js';
 import { safekeeperApp } from '../http/safekeeperApi.js';
 import { DEFAULT_MAX_RECYCLED_SEGMENTS, Registry } from './registry.js';

@@ -5,10 +5,10 @@ import { readdir } from 'node:fs/promises';
 import { DataDirLayout } from '../storage/layout.js';
 import { CONTROL_FILE_NAME } from '../storage/controlFile.js';
 import { isStorageError } from '../storage/errors.js';
-import { conflict, notFound, ApiError } from '../http/errors.js';
+import { RegistryError } from './registryError.js';
 import type { Logger } from '../common/log.js';
 import type { TenantEntryJson, TimelineEntryJson } from '../api/index.js';
-import type { SafekeeperMetrics, TimelineGaugeSource } from '../http/metrics.js';
+import type { SafekeeperMetrics, TimelineGaugeSource } from './metrics.js';
 import { Timeline, type TimelineDeps } from './timeline.js';
 import { errnoCode } from '../storage/errors.js';
 import { SyncPolicy } from '../storage/syncPolicy.js';
@@ -160,7 +160,7 @@ export class Registry implements TimelineGaugeSource {
 
   listTimelines(tenantId: string): TimelineEntryJson[] {
     const e = this.tenants.get(tenantId);
-    if (!e) throw notFound('tenant_not_found', `tenant ${tenantId} does not exist`);
+    if (!e) throw new RegistryError('tenant_not_found', `tenant ${tenantId} does not exist`);
     return [...[...e.timelines.keys()].map((timeline_id) => ({ timeline_id })), ...[...e.broken.entries()].map(([timeline_id, error]) => ({ timeline_id, error }))];
   }
 
@@ -180,7 +180,7 @@ export class Registry implements TimelineGaugeSource {
 
   createTenant(tenantId: string): Promise<void> {
     return this.admin(async () => {
-      if (this.tenants.has(tenantId)) throw conflict('tenant_exists', `tenant ${tenantId} already exists`);
+      if (this.tenants.has(tenantId)) throw new RegistryError('tenant_exists', `tenant ${tenantId} already exists`);
       await this.storage(() => this.layout.createTenant(tenantId));
       this.tenants.set(tenantId, { timelines: new Map(), broken: new Map() });
     });
@@ -189,7 +189,7 @@ export class Registry implements TimelineGaugeSource {
   deleteTenant(tenantId: string): Promise<void> {
     return this.admin(async () => {
       const e = this.tenants.get(tenantId);
-      if (!e) throw notFound('tenant_not_found', `tenant ${tenantId} does not exist`);
+      if (!e) throw new RegistryError('tenant_not_found', `tenant ${tenantId} does not exist`);
       // Stop serving first, so no proposer writes into a directory being removed.
       this.tenants.delete(tenantId);
       for (const tl of e.timelines.values()) await this.closeTimeline(tl);
@@ -200,8 +200,8 @@ export class Registry implements TimelineGaugeSource {
   createTimeline(tenantId: string, timelineId: string): Promise<Timeline> {
     return this.admin(async () => {
       const e = this.tenants.get(tenantId);
-      if (!e) throw notFound('tenant_not_found', `tenant ${tenantId} does not exist`);
-      if (e.timelines.has(timelineId) || e.broken.has(timelineId)) throw conflict('timeline_exists', `timeline ${timelineId} of tenant ${tenantId} already exists`);
+      if (!e) throw new RegistryError('tenant_not_found', `tenant ${tenantId} does not exist`);
+      if (e.timelines.has(timelineId) || e.broken.has(timelineId)) throw new RegistryError('timeline_exists', `timeline ${timelineId} of tenant ${tenantId} already exists`);
       const dir = await this.storage(() => this.layout.createTimeline(tenantId, timelineId));
       const tl = await this.storage(() => Timeline.create(dir, tenantId, timelineId, this.deps()));
       e.timelines.set(timelineId, tl);
@@ -210,14 +210,17 @@ export class Registry implements TimelineGaugeSource {
     });
   }
 
-  /** Maps storage errors of admin operations to API errors (disk full is 507, like WebDAV). */
+  /**
+   * Storage failures of admin operations become registry refusals with the storage code; an
+   * ENOSPC that escaped the storage layer unnamed is still a full disk. Anything else is a bug
+   * and goes up as it is.
+   */
   private async storage<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      if (isStorageError(err, 'disk_full') || errnoCode(err) === 'ENOSPC') throw new ApiError(507, 'disk_full', (err as Error).message);
-      if (isStorageError(err, 'already_exists')) throw conflict('already_exists', err.message);
-      if (isStorageError(err)) throw new ApiError(500, err.code, err.message);
+      if (isStorageError(err, 'disk_full') || errnoCode(err) === 'ENOSPC') throw new RegistryError('disk_full', (err as Error).message, { cause: err });
+      if (isStorageError(err)) throw new RegistryError(err.code, err.message, { cause: err });
       throw err;
     }
   }

@@ -11,7 +11,7 @@ import { WalStore, type WalStoreOptions } from '../storage/walStore.js';
 import type { SyncPolicy } from '../storage/syncPolicy.js';
 import { DEFAULT_WAL_SEG_SIZE, formatLsn, maxLsn, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
-import type { SafekeeperMetrics } from '../http/metrics.js';
+import type { SafekeeperMetrics } from './metrics.js';
 import type { ReaderInfo } from './readerInfo.js';
 import { currentPgTimeline, type PgTimelineHistory } from '../consensus/pgTimeline.js';
 import { TimelineSlots } from './slots.js';

@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { formatLsn, maxLsn, segmentStart, walFileName, type Lsn } from '../common/lsn.js';
 import type { Logger } from '../common/log.js';
 import type { OffloadStatusJson } from '../api/index.js';
-import type { SafekeeperMetrics } from '../http/metrics.js';
+import type { SafekeeperMetrics } from './metrics.js';
 import { currentPgTimeline, pgTimelineOfSegment } from '../consensus/pgTimeline.js';
 import { isRemoteStorageError, walObjectKey, type RemoteStorage } from '../remote/remoteStorage.js';
 import { sha256Hex } from '../remote/fileStore.js';
