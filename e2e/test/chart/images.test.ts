@@ -94,10 +94,21 @@ describe.each(images)('$file', (img) => {
     }
   });
 
-  test('the build stage installs everything and runs `npm run build`; every COPY --from=build exists after the build', () => {
+  test('the build stage installs everything and compiles the product projects alone; every COPY --from=build exists after the build', () => {
     const build = stage(df, 'build');
     expect(build.runs.some((r) => /^npm ci\b/.test(r) && !/--omit=dev/.test(r))).toBe(true);
-    expect(build.runs).toContain('npm run build');
+    // `tsc -b` of the image's workspace (and the product workspaces it imports): never the
+    // testkit, e2e or the data plane's test project, so no test tool reaches the image.
+    const tsc = build.runs.find((r) => /^npx tsc -b\b/.test(r));
+    expect(tsc).toBeDefined();
+    const projects = tsc!.split(/\s+/).slice(3);
+    expect(projects).toContain(img.workspace);
+    for (const p of projects) {
+      expect({ p, product: ['dataplane', 'operator'].includes(p) }).toEqual({ p, product: true });
+      expect(build.copies.flatMap((c) => c.sources)).toContain(`${p}/`);
+    }
+    const includes = (JSON.parse(fs.readFileSync(path.join(ROOT, 'dataplane', 'tsconfig.json'), 'utf8')) as { include: string[] }).include;
+    expect(includes).toEqual(['src/**/*.ts']);
     // npm ci needs every workspace manifest next to the lockfile.
     const manifests = build.copies.flatMap((c) => c.sources).filter((s) => s.endsWith('package.json'));
     for (const w of workspaces) expect(manifests).toContain(path.relative(ROOT, path.join(w.dir, 'package.json')));
