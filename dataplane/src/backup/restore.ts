@@ -191,7 +191,25 @@ export type BootstrapOutcome =
   | { kind: 'existing' }
   /** the safekeepers never saw a system on this timeline and there is no backup: initdb may run */
   | { kind: 'fresh' }
-  | { kind: 'restored'; plan: RestorePlan };
+  | { kind: 'restored'; plan: RestorePlan }
+  /** an empty timeline forked from another tenant's timeline at a point (Tenant spec.bootstrap.recovery) */
+  | { kind: 'recovered'; plan: RestorePlan; source: RecoverySource };
+
+/** Another timeline whose backups and WAL a new, empty timeline starts from. */
+export interface RecoverySource {
+  tenantId: string;
+  timelineId: string;
+  /**
+   * A time or an LSN, never latest: a standby following a live source has no end to promote
+   * at. PostgreSQL stops at the first commit after the time (first record at or after the LSN),
+   * so the target must lie before the source's last commit; past it the copy waits in recovery.
+   */
+  target: RestoreTarget;
+  /** the source tenant's token, when the safekeepers require one */
+  token?: string;
+  /** restore_command fetching the source's WAL from the bucket */
+  restoreCommand?: string;
+}
 
 /**
  * The compute's start when its volume may be new (a deleted PVC, an empty disk): an empty data
@@ -200,12 +218,14 @@ export type BootstrapOutcome =
  * acknowledged commit would be stranded on them. Only a timeline that never held a system gets
  * initdb.
  */
-export async function bootstrapDataDir(o: RestoreOptions): Promise<BootstrapOutcome> {
+export async function bootstrapDataDir(o: RestoreOptions & { recoverFrom?: RecoverySource }): Promise<BootstrapOutcome> {
   if (existsSync(join(o.datadir, 'PG_VERSION'))) return { kind: 'existing' };
   if (existsSync(o.datadir) && readdirSync(o.datadir).length > 0) {
     throw new RestoreError(`data directory ${o.datadir} is not empty but holds no PostgreSQL cluster (no PG_VERSION): an interrupted initdb or copy left it; remove its contents to let the restore rebuild it`);
   }
   const identity = await identifyTimeline(o.safekeepers, o.tenantId, o.timelineId, o.token);
+  // Once the fork has written to its own timeline, that timeline is what a lost volume is rebuilt from.
+  if (identity.systemId === '0' && o.recoverFrom) return recoverFromSource(o, o.recoverFrom);
   const { complete } = await listBackups(o.store, o.tenantId, o.timelineId);
   if (complete.length === 0) {
     if (identity.systemId === '0') return { kind: 'fresh' };
@@ -215,6 +235,20 @@ export async function bootstrapDataDir(o: RestoreOptions): Promise<BootstrapOutc
     );
   }
   return { kind: 'restored', plan: await restoreBackup({ ...o, target: { kind: 'latest' } }) };
+}
+
+/**
+ * The data directory of a new timeline rebuilt from another's backup and WAL up to a point.
+ * PostgreSQL replays the source's WAL (bucket, then the source's safekeepers), stops at the
+ * point and promotes itself onto a new PostgreSQL timeline; its proposer then starts this
+ * (empty) timeline with the promoted server's WAL. The source is only read.
+ */
+async function recoverFromSource(o: RestoreOptions, src: RecoverySource): Promise<BootstrapOutcome> {
+  const target = src.target;
+  if (target.kind === 'latest') throw new RestoreError(`a recovery from tenant ${src.tenantId} timeline ${src.timelineId} needs a target time or LSN: a copy following the source's latest WAL would never promote`);
+  o.log?.(`restore: timeline ${o.timelineId} is empty: recovering from tenant ${src.tenantId} timeline ${src.timelineId} to ${describeTarget(target)}`);
+  const plan = await restoreBackup({ ...o, tenantId: src.tenantId, timelineId: src.timelineId, token: src.token, restoreCommand: src.restoreCommand, target });
+  return { kind: 'recovered', plan, source: src };
 }
 
 /** Streams every part, verified against the manifest, through gunzip into tar -x. */

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { flag } from './flags.js';
 import { table } from './table.js';
-import { assertValidId } from '../common/ids.js';
+import { assertValidId, isValidId } from '../common/ids.js';
 import { parseConnInfo } from '../common/conninfo.js';
 import { parseLsn } from '../common/lsn.js';
 import type { TimelineStatusJson } from '../api/index.js';
@@ -15,7 +15,7 @@ import { addRemoteStorageFlags, remoteStorageConfig, type RemoteStorageFlags } f
 import type { RemoteStorage, RemoteStorageConfig } from '../remote/remoteStorage.js';
 import { createBackup, DEFAULT_PART_SIZE } from '../backup/create.js';
 import { applyRetention, deleteBackup, listBackups } from '../backup/catalog.js';
-import { bootstrapDataDir, restoreBackup, type RestoreOptions, type RestorePlan, type RestoreTarget } from '../backup/restore.js';
+import { bootstrapDataDir, restoreBackup, type RecoverySource, type RestoreOptions, type RestorePlan, type RestoreTarget } from '../backup/restore.js';
 import { fetchWalFile, walFetchCommand } from '../backup/walFetch.js';
 import { parseSizeFlag } from './flags.js';
 
@@ -82,6 +82,25 @@ function serverMajor(flagValue: string | undefined): number {
   return Number(flagValue);
 }
 
+interface RecoverFromFlags extends StoreFlags {
+  recoverFromTenantId?: string;
+  recoverFromTimelineId?: string;
+  recoverFromAuthToken?: string;
+  streamOnly?: boolean;
+}
+
+function recoverySource(o: RecoverFromFlags, target: RestoreTarget): RecoverySource {
+  const [tenantId, timelineId] = [o.recoverFromTenantId, o.recoverFromTimelineId];
+  if (!isValidId(tenantId)) throw new Error(`invalid --recover-from-tenant-id ${JSON.stringify(tenantId)}: expected 32 lowercase hex characters`);
+  if (!isValidId(timelineId)) throw new Error(`invalid --recover-from-timeline-id ${JSON.stringify(timelineId)}: expected 32 lowercase hex characters`);
+  if (tenantId === o.tenantId && timelineId === o.timelineId) throw new Error(`the recovery source is this timeline (${tenantId}/${timelineId}): name another tenant's timeline`);
+  if (target.kind === 'latest') throw new Error('a recovery (--recover-from-tenant-id) needs --target-time or --target-lsn: the copy promotes itself there');
+  return {
+    tenantId, timelineId, target, token: o.recoverFromAuthToken || undefined,
+    restoreCommand: o.streamOnly ? undefined : walFetchCommand({ url: o.remoteStorage!, flags: fetchFlags(o) }, tenantId, timelineId),
+  };
+}
+
 export function addBackupCommands(program: Command): void {
   const backup = program.command('backup').description('base backups of a timeline in the bucket (docs/operations.md, "Backups and restore")');
   withStoreFlags(backup.command('create').description('take a base backup with pg_basebackup, gzip it and upload it; the manifest is written last'))
@@ -140,21 +159,31 @@ export function addBackupCommands(program: Command): void {
     .option('--stream-only', 'no restore_command: the standby streams all WAL from the safekeepers, which read removed WAL from the bucket (for a postgres image without walkeeper)')
     .addOption(flag('--auth-token <token>', 'the tenant\'s token, when the safekeepers require one; prefer the environment to a command line'))
     .option('--pg-version <major>', 'major version of the server that will run the data directory (default: the local server\'s)')
-    .action(async (o: StoreFlags & { datadir?: string; safekeepers?: string; targetTime?: string; targetLsn?: string; force?: boolean; ifEmpty?: boolean; streamOnly?: boolean; pgVersion?: string; authToken?: string }) => {
+    .addOption(flag('--recover-from-tenant-id <id>', 'with --if-empty: while this timeline is empty, start it from that tenant\'s backups and WAL up to --target-time or --target-lsn'))
+    .addOption(flag('--recover-from-timeline-id <id>', 'the recovery source\'s timeline id'))
+    .addOption(flag('--recover-from-auth-token <token>', 'the recovery source tenant\'s token, when the safekeepers require one'))
+    .action(async (o: StoreFlags & RecoverFromFlags & { datadir?: string; safekeepers?: string; targetTime?: string; targetLsn?: string; force?: boolean; ifEmpty?: boolean; streamOnly?: boolean; pgVersion?: string; authToken?: string }) => {
       const { tenantId, timelineId } = ids(o);
       if (!o.datadir) throw new Error('no --datadir given: the data directory to create');
       const target = parseTarget(o);
-      if (o.ifEmpty && (target.kind !== 'latest' || o.force)) throw new Error('--if-empty restores to latest and never replaces a cluster: it takes no --target-time, --target-lsn or --force');
+      const recovering = o.recoverFromTenantId !== undefined || o.recoverFromTimelineId !== undefined;
+      if (recovering && !o.ifEmpty) throw new Error('--recover-from-tenant-id/--recover-from-timeline-id go with --if-empty (a compute\'s start); to restore another timeline now, give its --tenant-id and --timeline-id');
+      if (o.ifEmpty && o.force) throw new Error('--if-empty never replaces a cluster: it takes no --force');
+      if (o.ifEmpty && target.kind !== 'latest' && !recovering) throw new Error('--if-empty restores its own timeline to latest: --target-time and --target-lsn apply only to a recovery source (--recover-from-tenant-id)');
       const options: Omit<RestoreOptions, 'store'> = {
         tenantId, timelineId, datadir: resolve(o.datadir), target, pgMajor: serverMajor(o.pgVersion),
         safekeepers: (o.safekeepers ?? '').split(',').map((s) => s.trim()).filter(Boolean),
         restoreCommand: o.streamOnly ? undefined : walFetchCommand({ url: o.remoteStorage!, flags: fetchFlags(o) }, tenantId, timelineId), force: o.force, runAs: postgresIdentity(), log: progress, token: o.authToken || undefined,
       };
       if (o.ifEmpty) {
-        const outcome = await withStore(o, (store) => bootstrapDataDir({ ...options, store }));
-        if (o.json) return console.log(JSON.stringify(outcome.kind === 'restored' ? { outcome: outcome.kind, ...planJson(outcome.plan) } : { outcome: outcome.kind }, null, 2));
+        const recoverFrom = recovering ? recoverySource(o, target) : undefined;
+        const outcome = await withStore(o, (store) => bootstrapDataDir({ ...options, target: { kind: 'latest' }, store, recoverFrom }));
+        if (o.json) return console.log(JSON.stringify('plan' in outcome ? { outcome: outcome.kind, ...planJson(outcome.plan) } : { outcome: outcome.kind }, null, 2));
         if (outcome.kind === 'existing') return console.log(`${options.datadir} holds a PostgreSQL cluster: nothing to restore.`);
         if (outcome.kind === 'fresh') return console.log(`timeline ${timelineId} never held a PostgreSQL system and has no backup: ${options.datadir} is left empty for initdb.`);
+        if (outcome.kind === 'recovered') {
+          return console.log(`recovered base backup ${outcome.plan.backup.backup_id} of tenant ${outcome.source.tenantId} timeline ${outcome.source.timelineId} into ${outcome.plan.datadir} (target ${outcome.plan.target}): PostgreSQL promotes itself there, then its proposer starts timeline ${timelineId}.`);
+        }
         return console.log(`restored base backup ${outcome.plan.backup.backup_id} into ${outcome.plan.datadir} (target latest): start PostgreSQL on it and its proposer with --promote.`);
       }
       const plan = await withStore(o, (store) => restoreBackup({ ...options, store }));

@@ -34,7 +34,8 @@ export type AppendRequestHeader = Omit<AppendRequest, 'walData'>;
  *   the donor) and send it as an AppendRequest with `request`'s fields. If the bytes cannot
  *   be had, disconnect the member (call onDisconnected).
  * - `elected`: we won `term`; WAL before `termStartLsn` must be readable (it equals the
- *   donor's flushed WAL) and new WAL is appended after it via onWalAppended.
+ *   donor's flushed WAL) and new WAL is appended after it via onWalAppended. `timelineEmpty`
+ *   says no voter held any WAL, so this term begins the timeline.
  * - `commit_advanced`: WAL below `commitLsn` is on a majority; report it to PostgreSQL.
  * - `fenced`: a newer term exists; stop pushing WAL and exit. Nothing else is ever emitted.
  */
@@ -48,9 +49,17 @@ export type ProposerEffect =
       termHistory: TermHistory;
       donor: number;
       truncateLsn: Lsn;
+      /** no voter held WAL: the term starts the timeline (at startLsnIfEmpty) */
+      timelineEmpty: boolean;
     }
   | { kind: 'commit_advanced'; commitLsn: Lsn }
-  | { kind: 'fenced'; reason: string };
+  | { kind: 'fenced'; reason: string; by: FencedBy };
+
+/**
+ * What fenced us: a newer term, or an acceptor's newer PostgreSQL timeline (our PostgreSQL is
+ * behind a promotion; a standby still replaying towards it is not an old primary).
+ */
+export type FencedBy = 'term' | 'pg_timeline';
 
 /** Deliberately broken rules, for tests and the simulation only. */
 export interface ProposerFaults {
@@ -362,6 +371,7 @@ export class Proposer {
     if (theirTli > this.pgTl.tli || (theirTli === this.pgTl.tli && theirStart !== this.pgTl.startLsn)) {
       const who = `acceptor ${msg.nodeId}`;
       return this.fenceWith(
+        'pg_timeline',
         theirTli > this.pgTl.tli
           ? `fenced: ${who} holds PostgreSQL timeline ${theirTli} (from ${formatLsn(theirStart)}) but our PostgreSQL is on timeline ${this.pgTl.tli}: ` +
               `a newer primary was promoted, this one is an old primary and must not push WAL`
@@ -452,6 +462,7 @@ export class Proposer {
         termHistory: cloneTermHistory(this.history),
         donor,
         truncateLsn: this.truncate,
+        timelineEmpty: empty,
       },
     ];
     this.members.forEach((m, i) => m.state === 'voting' && m.votedInConn && this.startStreaming(i, m, effects));
@@ -558,13 +569,13 @@ export class Proposer {
 
   private fence(member: number, m: MemberTrack, theirTerm: Term): ProposerEffect[] {
     const who = m.nodeId !== null ? `acceptor ${m.nodeId}` : `acceptor #${member}`;
-    return this.fenceWith(`fenced: ${who} has term ${theirTerm} > our term ${this.termValue}`);
+    return this.fenceWith('term', `fenced: ${who} has term ${theirTerm} > our term ${this.termValue}`);
   }
 
-  private fenceWith(reason: string): ProposerEffect[] {
+  private fenceWith(by: FencedBy, reason: string): ProposerEffect[] {
     this.phaseValue = 'fenced';
     this.fencedReasonValue = reason;
-    return [{ kind: 'fenced', reason }];
+    return [{ kind: 'fenced', reason, by }];
   }
 
   private resetConnection(m: MemberTrack): void {

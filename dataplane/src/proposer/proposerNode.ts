@@ -3,7 +3,7 @@
 // simulation (sim/cluster.ts). It owns the shell's timing rules — heartbeats, dropping a
 // member that went silent, coalescing commit broadcasts — and reads time only through the
 // clock port, so the simulation runs these rules under seeds.
-import type { Proposer, ProposerEffect, AppendRequestHeader } from '../consensus/proposer.js';
+import type { AppendRequestHeader, FencedBy, Proposer, ProposerEffect } from '../consensus/proposer.js';
 import { ProposerError } from '../consensus/errors.js';
 import type { AcceptorMessage, AppendRequest, ProposerMessage } from '../consensus/messages.js';
 import type { Lsn } from '../common/lsn.js';
@@ -33,7 +33,7 @@ export interface WalReader {
 export interface ProposerNodeEvents {
   elected(e: Extract<ProposerEffect, { kind: 'elected' }>): void;
   commitAdvanced(commitLsn: Lsn): void;
-  fenced(reason: string): void;
+  fenced(reason: string, by: FencedBy): void;
   /** a member was dropped (protocol violation, silence, WAL it cannot be fed); it reconnects */
   memberDropped?(member: number, reason: string): void;
   walSent?(bytes: number): void;
@@ -160,7 +160,7 @@ export class ProposerNode {
           this.scheduleCommitBroadcast();
           break;
         case 'fenced':
-          this.opts.events.fenced(e.reason);
+          this.opts.events.fenced(e.reason, e.by);
           break;
       }
     }

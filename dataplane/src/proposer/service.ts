@@ -25,6 +25,8 @@ export class ProposerService {
   private async runLoop(): Promise<void> {
     let backoff = 250;
     while (!this.stopped) {
+      // a new term is live: a refusal (or fence) reported until now no longer describes it
+      this.state = 'connecting';
       this.run = new TermRun(this.deps);
       const started = Date.now();
       const outcome = await this.run.run();

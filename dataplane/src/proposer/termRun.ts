@@ -155,7 +155,11 @@ export class TermRun {
           this.deps.metrics.commitLsn.set(Number(commitLsn));
           wal.trim(commitLsn);
         },
-        fenced: (reason) => this.finish({ kind: 'fenced', reason }),
+        // A standby to promote that is behind the acceptors' PostgreSQL timeline is still
+        // replaying towards it (a rebuilt volume starts on the backup's timeline), not an old
+        // primary: a later term finds it caught up.
+        fenced: (reason, by) =>
+          this.finish(by === 'pg_timeline' && this.admin ? { kind: 'ended', reason: `${reason}; but PostgreSQL is a standby, which follows the newer timeline as it replays: trying again` } : { kind: 'fenced', reason }),
         memberDropped: (i, reason) => this.links.dropped(i, reason),
         walSent: (bytes) => this.deps.metrics.walSent.inc(bytes),
       },
@@ -197,6 +201,17 @@ export class TermRun {
   }
 
   private async onElected(e: Extract<ProposerEffect, { kind: 'elected' }>): Promise<void> {
+    if (this.admin && e.timelineEmpty) {
+      // A standby beside an empty timeline is a point-in-time restore (a fork of another
+      // tenant) still replaying towards its target: promoting it now would cut the recovery
+      // short. It promotes itself at the target; the next term then starts the timeline.
+      this.admin.close();
+      this.admin = undefined;
+      return this.finish({
+        kind: 'refused',
+        reason: `PostgreSQL at ${this.deps.pg.host}:${this.deps.pg.port} is a standby and timeline ${this.deps.timelineId} holds no WAL: it is not promoted into an empty timeline; a recovering standby promotes itself at its recovery target, then this proposer streams its WAL`,
+      });
+    }
     if (this.admin) {
       this.state = 'promoting';
       const admin = this.admin;

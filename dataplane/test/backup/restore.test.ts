@@ -39,6 +39,8 @@ let store: RemoteStorage;
 let tenantId: string;
 let originalTimeline: string;
 let firstBackup: BackupManifest;
+/** the point-in-time restore's target, between the pitr table's 'before' and 'after' rows */
+let targetMs: number;
 const seed = Number(process.env.WALKEEPER_TEST_SEED ?? randomSeed());
 const prng = new Prng(seed);
 
@@ -476,7 +478,6 @@ test('retention keeps the newest backups and deletes older ones and only the buc
 test('point-in-time restore: rows before the target are there, rows after are not, and the server writes on a new PostgreSQL timeline to a new walkeeper timeline', async () => {
   const port = cluster.config.postgres.port;
   const c = await pgConnect(port);
-  let targetMs: number;
   const pgTimelineBefore = parseInt(cluster.postgres.psql('SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)'), 16);
   try {
     await c.query('CREATE TABLE pitr (id int PRIMARY KEY, phase text NOT NULL)');
@@ -521,4 +522,62 @@ test('point-in-time restore: rows before the target are there, rows after are no
   // and the original timeline's WAL in the bucket is as it was
   const originalAfter = new Map((await store.list(walPrefix)).map((o) => [o.key, o.sha256]));
   for (const o of originalWal) expect(originalAfter.get(o.key)).toBe(o.sha256);
+});
+
+test('a new timeline recovered from another at a point (`restore --if-empty --recover-from-*`, a Tenant\'s spec.bootstrap.recovery): the copy promotes itself at the target, then its --promote proposer starts the new timeline; the source is only read', async () => {
+  const fork = newId();
+  const datadir = cluster.postgres.dataDir;
+  const recoverArgs = (target: string[]) => [...bootstrapArgs(datadir, fork), '--recover-from-tenant-id', tenantId, '--recover-from-timeline-id', originalTimeline, ...target];
+  // Bad input first, refused before anything is touched
+  for (const [args, why] of [
+    [recoverArgs([]), /needs --target-time or --target-lsn/],
+    [[...bootstrapArgs(datadir, fork), '--recover-from-tenant-id', 'nope', '--recover-from-timeline-id', originalTimeline, '--target-lsn', '0/1'], /invalid --recover-from-tenant-id "nope"/],
+    [recoverArgs(['--target-lsn', '0/1']).filter((a) => a !== '--if-empty'), /go with --if-empty/],
+    [[...bootstrapArgs(datadir, fork), '--target-lsn', '0/1'], /--target-time and --target-lsn apply only to a recovery source/],
+  ] as [string[], RegExp][]) {
+    const r = await walkeeper(args);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(why);
+  }
+
+  // Given the source timeline, quiet since the point-in-time restore branched off it, and an empty volume
+  await cluster.killProposer();
+  await cluster.postgres.stop('immediate');
+  rmSync(datadir, { recursive: true, force: true });
+  mkdirSync(datadir, { mode: 0o700 });
+  if (cluster.postgres.runAs) chownSync(datadir, cluster.postgres.runAs.uid, cluster.postgres.runAs.gid);
+  for (const sk of cluster.config.safekeepers) {
+    expect((await httpPost(`${cluster.httpUrl(sk.id)}/v1/tenants/${tenantId}/timelines`, { timeline_id: fork })).status).toBe(201);
+  }
+  const sourceBefore = await safekeeperSnapshot(originalTimeline);
+  const sourceObjects = (await store.list(`tenants/${tenantId}/${originalTimeline}/`)).map((o) => `${o.key} ${o.sha256}`);
+
+  // When the compute's init step runs with the recovery source and a target
+  const r = await walkeeper(recoverArgs(['--target-time', new Date(targetMs).toISOString()]));
+  expect([r.code, r.stderr]).toEqual([0, expect.stringMatching(/recovering from tenant [0-9a-f]{32} timeline [0-9a-f]{32} to time/)]);
+  expect(JSON.parse(r.stdout)).toMatchObject({ outcome: 'recovered', promote: 'at-target', target: `time ${new Date(targetMs).toISOString()}` });
+
+  // Then PostgreSQL replays the source to the target and promotes itself; the proposer, started
+  // beside it with --promote as a compute's is, waits for that instead of promoting it early
+  cluster.config.timeline_id = fork;
+  cluster.saveConfig();
+  await cluster.postgres.start(300_000);
+  await cluster.startProposer({ promote: true });
+  await until('the copy to promote itself', 300_000, async () => cluster.postgres.psql('SELECT pg_is_in_recovery()') === 'f');
+  await cluster.waitForQuorum(120_000);
+  expect(cluster.postgres.psql(`SELECT phase, count(*) FROM pitr GROUP BY phase ORDER BY phase`)).toBe('before|100');
+  const w = await pgConnect(cluster.config.postgres.port, { statementTimeoutMs: 60_000 });
+  try {
+    await w.query(`INSERT INTO pitr VALUES (2000, 'fork')`);
+    const lsn = parseLsn((await w.query<{ l: string }>('SELECT pg_current_wal_flush_lsn()::text AS l')).rows[0].l);
+    await until('the new timeline to commit the copy\'s insert', 60_000, async () => parseLsn(String((await safekeeperTimeline(cluster, 1))?.commit_lsn ?? '0/0')) >= lsn);
+  } finally {
+    await w.end();
+  }
+  // and the source is as it was, on the safekeepers and in the bucket
+  expect(await safekeeperSnapshot(originalTimeline)).toEqual(sourceBefore);
+  const sourceAfter = new Set((await store.list(`tenants/${tenantId}/${originalTimeline}/`)).map((o) => `${o.key} ${o.sha256}`));
+  expect(sourceObjects.filter((o) => !sourceAfter.has(o))).toEqual([]);
+  // and once the new timeline holds WAL, the same init step leaves the directory alone
+  expect(JSON.parse((await walkeeper(recoverArgs(['--target-time', new Date(targetMs).toISOString()]))).stdout)).toEqual({ outcome: 'existing' });
 });

@@ -105,7 +105,7 @@ describe('proposer', () => {
     const p = proposer();
     p.onConnected(0);
     const effects = p.handle(0, greet(1n, 2, L('0/2000')));
-    expect(effects).toEqual([{ kind: 'fenced', reason: expect.stringMatching(/acceptor 9 holds PostgreSQL timeline 2 \(from 0\/2000\) but our PostgreSQL is on timeline 1: a newer primary was promoted/) }]);
+    expect(effects).toEqual([{ kind: 'fenced', reason: expect.stringMatching(/acceptor 9 holds PostgreSQL timeline 2 \(from 0\/2000\) but our PostgreSQL is on timeline 1: a newer primary was promoted/), by: 'pg_timeline' }]);
     expect(p.phase).toBe('fenced');
   });
 

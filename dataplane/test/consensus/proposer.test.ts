@@ -66,7 +66,7 @@ describe('election', () => {
     campaign(p, [0n, 0n, 0n]);
     p.handle(0, voteResp(1n, true, 0n, []));
     const effects = p.handle(1, voteResp(1n, true, 0n, []));
-    expect(effects[0]).toMatchObject({ kind: 'elected', term: 1n, termStartLsn: L('0/1000000'), termHistory: h([1, '0/1000000']) });
+    expect(effects[0]).toMatchObject({ kind: 'elected', term: 1n, termStartLsn: L('0/1000000'), termHistory: h([1, '0/1000000']), timelineEmpty: true });
     expect(sent(effects, 'proposer_elected').map((e) => e.msg)).toEqual([
       expect.objectContaining({ startStreamingAt: L('0/1000000') }),
       expect.objectContaining({ startStreamingAt: L('0/1000000') }),
@@ -78,6 +78,7 @@ describe('election', () => {
     // member 0 was offline: long term-1 tail to 0/2100; member 1 holds term 2 up to 0/2050.
     p.handle(0, voteResp(3n, true, L('0/2100'), h([1, '0/1000'])));
     const effects = p.handle(1, voteResp(3n, true, L('0/2050'), h([1, '0/1000'], [2, '0/2000'])));
+    expect(effects[0]).toMatchObject({ kind: 'elected', timelineEmpty: false });
     expect(p.donor).toBe(1);
     expect(p.termStartLsn).toBe(L('0/2050'));
     expect(p.termHistory).toEqual(h([1, '0/1000'], [2, '0/2000'], [3, '0/2050']));
@@ -158,7 +159,7 @@ describe('fencing', () => {
     const p = proposer();
     campaign(p, [1n, 1n, 1n]);
     const effects = p.handle(0, voteResp(7n, false, 0n, []));
-    expect(effects).toEqual([{ kind: 'fenced', reason: 'fenced: acceptor 0 has term 7 > our term 2' }]);
+    expect(effects).toEqual([{ kind: 'fenced', reason: 'fenced: acceptor 0 has term 7 > our term 2', by: 'term' }]);
     expect(p.phase).toBe('fenced');
     expect(p.handle(1, voteResp(2n, true, 0n, []))).toEqual([]);
     expect(p.onConnected(2)).toEqual([]);
@@ -168,7 +169,7 @@ describe('fencing', () => {
     campaign(p, [0n, 0n, 0n]);
     p.handle(0, voteResp(1n, true, 0n, []));
     p.handle(1, voteResp(1n, true, 0n, []));
-    expect(p.handle(0, ack(2n, 0n))).toEqual([{ kind: 'fenced', reason: 'fenced: acceptor 0 has term 2 > our term 1' }]);
+    expect(p.handle(0, ack(2n, 0n))).toEqual([{ kind: 'fenced', reason: 'fenced: acceptor 0 has term 2 > our term 1', by: 'term' }]);
   });
 });
 

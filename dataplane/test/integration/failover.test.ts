@@ -3,13 +3,15 @@
 // Stock readers following a safekeeper cross the switch: pg_receivewal writes the TLI 1
 // segments, 00000002.history and the TLI 2 segments byte-identical to the new primary's for
 // the committed range, and a second hot standby keeps replaying on TLI 2. The old primary's
-// proposer, restarted, is fenced with the reason, and changes nothing on the safekeepers.
+// proposer, restarted, is fenced with the reason, and changes nothing on the safekeepers. First, a
+// --promote proposer beside an empty timeline leaves a standby alone (a recovery promotes itself).
 import { jest } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, chownSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { LocalCluster, httpGet } from '../../src/local/cluster.js';
+import { LocalCluster, httpGet, httpPost } from '../../src/local/cluster.js';
+import { newId } from '../../src/common/ids.js';
 import { ManagedProcess } from '../../src/local/process.js';
 import { PostgresServer } from '../../src/local/postgres.js';
 import { createStandby } from '@walkeeper/testkit/standby';
@@ -107,17 +109,44 @@ afterAll(async () => {
   await destroyTestCluster(cluster);
 });
 
+function startProposer2(timelineId: string): ManagedProcess {
+  const p = new ManagedProcess('proposer2', join(cluster.baseDir, 'run', 'proposer2.pid'), join(cluster.baseDir, 'logs', 'proposer2.log'));
+  p.start([
+    'proposer', '--pg', `host=127.0.0.1 port=${ports + 1} user=postgres dbname=postgres`,
+    '--safekeepers', cluster.config.safekeepers.map((s) => `127.0.0.1:${s.pg_port}`).join(','),
+    '--tenant', cluster.config.tenant_id, '--timeline', timelineId,
+    '--listen-http', `127.0.0.1:${ports + 5}`, '--promote',
+  ]);
+  return p;
+}
+
+test('a --promote proposer beside an empty timeline leaves the standby in recovery: a recovering copy promotes itself at its target', async () => {
+  // A timeline with no WAL yet, as a Tenant recovered from another one has while its standby replays
+  const empty = newId();
+  for (const sk of cluster.config.safekeepers) {
+    expect((await httpPost(`${cluster.httpUrl(sk.id)}/v1/tenants/${cluster.config.tenant_id}/timelines`, { timeline_id: empty })).status).toBe(201);
+  }
+  proposer2 = startProposer2(empty);
+  try {
+    const st = await until('the proposer to refuse', 60_000, async () => {
+      const s = await proposer2Status();
+      return s?.state === 'refused' ? s : undefined;
+    });
+    expect(st.reason).toMatch(/is a standby and timeline [0-9a-f]{32} holds no WAL: it is not promoted into an empty timeline/);
+    expect(psql(newPrimary!, 'SELECT pg_is_in_recovery()')).toBe('t');
+  } finally {
+    await proposer2.kill();
+  }
+  // it still follows the old primary's WAL
+  await pg1!.query(`CREATE TABLE refusal AS SELECT 'after the refusal' AS v`);
+  await until('the standby to replay on', 60_000, async () => psql(newPrimary!, 'SELECT v FROM refusal') === 'after the refusal');
+});
+
 test('a --promote proposer promotes a standby following a safekeeper: timeline 2 starts where the quorum\'s WAL ends', async () => {
   // the old primary's proposer is gone (killed; the chaos scenario partitions it instead)
   await cluster.killProposer();
   const before = await timelineOn(1);
-  proposer2 = new ManagedProcess('proposer2', join(cluster.baseDir, 'run', 'proposer2.pid'), join(cluster.baseDir, 'logs', 'proposer2.log'));
-  proposer2.start([
-    'proposer', '--pg', `host=127.0.0.1 port=${ports + 1} user=postgres dbname=postgres`,
-    '--safekeepers', cluster.config.safekeepers.map((s) => `127.0.0.1:${s.pg_port}`).join(','),
-    '--tenant', cluster.config.tenant_id, '--timeline', cluster.config.timeline_id,
-    '--listen-http', `127.0.0.1:${ports + 5}`, '--promote',
-  ]);
+  proposer2 = startProposer2(cluster.config.timeline_id);
   const st = await until('the new proposer to stream', 120_000, async () => {
     const s = await proposer2Status();
     return s?.state === 'streaming' && s.quorum_healthy === true ? s : undefined;

@@ -137,6 +137,18 @@ export function validateSchema(obj: unknown, schema: Schema | undefined): Status
   return out;
 }
 
+/**
+ * The API server checks `format: date-time` (go-openapi's strfmt). This accepts RFC 3339 only,
+ * which is stricter than strfmt (it also takes a few ISO 8601 variants): never laxer.
+ */
+function isDateTime(v: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.exec(v);
+  if (!m) return false;
+  const [y, mo, d, h, mi, sec] = m.slice(1, 7).map(Number);
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  return day.getUTCMonth() === mo - 1 && day.getUTCDate() === d && h < 24 && mi < 60 && sec < 61;
+}
+
 export function validateValue(v: unknown, s: Schema, path: string, out: StatusCause[]): void {
   const field = path || '<root>';
   if (v === null) {
@@ -160,6 +172,7 @@ export function validateValue(v: unknown, s: Schema, path: string, out: StatusCa
     if (s.maxLength !== undefined && [...v].length > s.maxLength) out.push({ reason: 'FieldValueTooLong', message: `Too long: may not be longer than ${s.maxLength}`, field });
     if (s.minLength !== undefined && [...v].length < s.minLength) out.push(inv(field, v, `${field} in body should be at least ${s.minLength} chars long`));
     if (s.pattern !== undefined && !new RegExp(s.pattern, 'u').test(v)) out.push(inv(field, v, `${field} in body should match '${s.pattern}'`));
+    if (s.format === 'date-time' && !isDateTime(v)) out.push(inv(field, v, `${field} in body must be of type date-time: ${JSON.stringify(v)}`));
   }
   if (Array.isArray(v)) {
     if (s.maxItems !== undefined && v.length > s.maxItems) out.push({ reason: 'FieldValueTooMany', message: `Too many: ${v.length}: must have at most ${s.maxItems} items`, field });

@@ -2,7 +2,9 @@
 // bucket and a Tenant whose spec.backup fires every minute. The operator starts each backup on
 // the proposer sidecar (real pg_basebackup against the compute's real PostgreSQL), reports it in
 // status.backup with Events, and after the second one the retention (keep 1) deletes the first
-// from the bucket, leaving the newest complete backup.
+// from the bucket, leaving the newest complete backup. A compute whose volume is deleted comes
+// back on its own; a new Tenant with spec.bootstrap.recovery starts as a copy of the first one
+// at a point in time, on its own timeline, leaving the source as it was.
 import fs from 'node:fs';
 import path from 'node:path';
 import { listBackups } from '@walkeeper/dataplane/backup/catalog';
@@ -94,4 +96,51 @@ it('a compute whose volume is deleted comes back on its own, Ready, with every c
   const pod = JSON.parse(await s.env.kubectlOk(['get', 'pod', 'demo-compute-0', '-o', 'json'])) as { status: { initContainerStatuses: { name: string; state: { terminated?: { exitCode: number } } }[] } };
   expect(pod.status.initContainerStatuses.map((c) => [c.name, c.state.terminated?.exitCode])).toEqual([['restore', 0]]);
   expect(s.env.runtime.logs('default', 'demo-compute-0', 'restore')).toMatch(/restored base backup/);
+}), 420_000);
+
+it('a Tenant with spec.bootstrap.recovery starts as a copy of another at a point in time: rows before it, none after, writable on its own timeline', s.step(async () => {
+  // no new backup (and retention) of the source while the copy restores from its newest one
+  await s.env.kubectlOk(['patch', 'tenant', 'demo', '--type=merge', '-p', '{"spec":{"backup":{"suspend":true}}}']);
+  const src = await s.connect('demo');
+  let targetMs: number;
+  let atTarget: { n: number; s: string };
+  try {
+    await src.query("INSERT INTO ledger VALUES (-1, 'before the fork point')");
+    atTarget = (await src.query<{ n: number; s: string }>('SELECT count(*)::int AS n, sum(id)::text AS s FROM ledger')).rows[0];
+    // the target: a millisecond strictly after that commit, by the server's own clock
+    targetMs = Number((await src.query<{ ms: string }>('SELECT (floor(extract(epoch FROM clock_timestamp()) * 1000) + 1)::bigint::text AS ms')).rows[0].ms);
+    await waitFor('the server clock to pass the target', 10_000, async () => Number((await src.query<{ ms: string }>('SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint::text AS ms')).rows[0].ms) > targetMs + 1, 50);
+    await src.query("INSERT INTO ledger VALUES (-2, 'after the fork point')");
+  } finally {
+    await src.end();
+  }
+  const source = await s.tenantStatus('demo');
+
+  await s.applyOk(tenantYaml('fork', 'main', `  bootstrap:\n    recovery:\n      source:\n        tenantRef:\n          name: demo\n      targetTime: "${new Date(targetMs).toISOString()}"\n`));
+  await s.waitTenantReady('fork', 300);
+  const status = await s.tenantStatus('fork');
+  expect(status.recoveredFrom).toEqual({ tenant: 'demo', tenantId: source.tenantId, timelineId: source.timelineId });
+  expect(status.timelineId).not.toBe(source.timelineId);
+  // the copy has the source's roles, so its credentials are the source's
+  expect((await s.credentials('fork')).password).toBe((await s.credentials('demo')).password);
+  const fork = await s.connect('fork');
+  try {
+    expect((await fork.query<{ n: number; s: string }>('SELECT count(*)::int AS n, sum(id)::text AS s FROM ledger')).rows[0]).toEqual(atTarget!);
+    expect((await fork.query('SELECT 1 FROM ledger WHERE id = -2')).rowCount).toBe(0);
+    // a writable primary on a new PostgreSQL timeline, whose commits reach its own timeline's quorum
+    expect((await fork.query<{ tli: number }>("SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tli")).rows[0].tli).toBeGreaterThan(1);
+    await fork.query("INSERT INTO ledger VALUES (-3, 'on the copy')");
+  } finally {
+    await fork.end();
+  }
+  await waitFor('the copy\'s commit LSN in its status', 60_000, async () => !['0/0', undefined].includes((await s.tenantStatus('fork')).commitLsn), 1000);
+  expect(s.env.runtime.logs('default', 'fork-compute-0', 'restore')).toMatch(/recovered base backup \S+ of tenant [0-9a-f]{32} timeline [0-9a-f]{32}/);
+  // and the source is as it was: both of its rows, nothing of the copy's, still Ready
+  const after = await s.connect('demo');
+  try {
+    expect((await after.query<{ id: number }>('SELECT id FROM ledger WHERE id IN (-1, -2, -3) ORDER BY id')).rows.map((r) => r.id)).toEqual([-2, -1]);
+  } finally {
+    await after.end();
+  }
+  await s.waitTenantReady('demo', 60);
 }), 420_000);

@@ -31,6 +31,7 @@ export interface TenantStatus {
   quorum?: { members: number; caughtUp: number; healthy: boolean };
   members?: { name: string; registered: boolean; flushLsn?: string; lagBytes?: number }[];
   compute?: { ready: boolean; proposer?: string };
+  recoveredFrom?: { tenant: string; tenantId: string; timelineId: string };
   conditions?: Condition[];
 }
 export interface Credentials {

@@ -33,7 +33,7 @@ spec:
   storage:
     size: 1Gi
 `;
-const tenantYaml = (name: string, opts: { compute?: boolean; tenantId?: string } = {}) => `apiVersion: walkeeper.io/v1alpha1
+const tenantYaml = (name: string, opts: { compute?: boolean; tenantId?: string; extra?: string } = {}) => `apiVersion: walkeeper.io/v1alpha1
 kind: Tenant
 metadata:
   name: ${name}
@@ -42,7 +42,8 @@ ${opts.tenantId ? `  tenantId: ${opts.tenantId}\n` : ''}  safekeeperRef:
     name: main
   compute:
     enabled: ${opts.compute ? 'true' : 'false'}
-${opts.compute ? '    image: postgres:16\n    storage:\n      size: 1Gi\n' : ''}`;
+${opts.compute ? '    image: postgres:16\n    storage:\n      size: 1Gi\n' : ''}${opts.extra ?? ''}`;
+const recoveryYaml = (target: string) => `  bootstrap:\n    recovery:\n      source:\n        tenantRef:\n          name: alpha\n${target}`;
 
 const condition = (s: TenantStatusView | undefined, type: string) => s?.conditions?.find((c) => c.type === type)?.status;
 
@@ -192,6 +193,19 @@ describe('walkeeper-operator on the harness with real safekeepers', () => {
     expect(changed.stderr).toContain('spec');
     await env.kubectlOk(['wait', '--for=condition=Registered', 'tenant/pinned', '--timeout=60s'], { timeoutMs: 70_000 });
     expect((await tenantStatus('pinned')).tenantId).toBe(first);
+
+    // spec.bootstrap.recovery: exactly one target, a well-formed one, and fixed at creation
+    const both = await env.apply(tenantYaml('fork-both', { extra: recoveryYaml('      targetTime: "2026-12-04T03:00:00Z"\n      targetLSN: 0/3000000\n') }));
+    expect([both.code === 0, both.stderr]).toEqual([false, expect.stringContaining('give exactly one of targetTime and targetLSN')]);
+    const none = await env.apply(tenantYaml('fork-none', { extra: recoveryYaml('') }));
+    expect([none.code === 0, none.stderr]).toEqual([false, expect.stringContaining('give exactly one of targetTime and targetLSN')]);
+    const badLsn = await env.apply(tenantYaml('fork-lsn', { extra: recoveryYaml('      targetLSN: "3000000"\n') }));
+    expect([badLsn.code === 0, badLsn.stderr]).toEqual([false, expect.stringContaining('spec.bootstrap.recovery.targetLSN')]);
+    const badTime = await env.apply(tenantYaml('fork-time', { extra: recoveryYaml('      targetTime: yesterday\n') }));
+    expect([badTime.code === 0, badTime.stderr]).toEqual([false, expect.stringContaining('spec.bootstrap.recovery.targetTime')]);
+    const added = await env.apply(tenantYaml('pinned', { tenantId: first, extra: recoveryYaml('      targetLSN: 0/3000000\n') }));
+    expect([added.code === 0, added.stderr]).toEqual([false, expect.stringContaining('bootstrap is immutable')]);
+    for (const name of ['fork-both', 'fork-none', 'fork-lsn', 'fork-time']) expect((await env.kubectl(['get', 'tenant', name])).code).not.toBe(0);
   }));
 
   it('reconciles 20 tenants to Registered on all three safekeepers', step(async () => {

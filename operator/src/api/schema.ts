@@ -257,6 +257,32 @@ export const TenantBackupSpec = Type.Object(
 );
 export type TenantBackupSpec = Static<typeof TenantBackupSpec>;
 
+export const TenantRecovery = Type.Object(
+  {
+    source: Type.Object(
+      { tenantRef: Type.Object({ name: Type.String({ minLength: 1 }) }, { description: 'A Tenant (same namespace, same Safekeeper) whose backups and WAL this one starts from.' }) },
+      { required: ['tenantRef'] },
+    ),
+    targetTime: Type.Optional(
+      Type.String({ format: 'date-time', description: 'Recover the source up to this time (RFC 3339): PostgreSQL stops before the first commit after it, so it must lie before the source\'s last commit.' }),
+    ),
+    targetLSN: Type.Optional(Type.String({ pattern: '^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$', description: 'Recover the source up to this LSN (X/X), which must lie before the source\'s last commit.' })),
+  },
+  {
+    required: ['source'],
+    description:
+      'Start this tenant\'s database as a copy of another tenant\'s at a point (point-in-time recovery into a new tenant): its compute is restored from the source\'s newest base backup before the target, replays the source\'s WAL to the target and promotes onto a new PostgreSQL timeline, whose WAL goes to this tenant\'s own timeline. The source is only read.',
+    'x-kubernetes-validations': [{ rule: 'has(self.targetTime) != has(self.targetLSN)', message: 'give exactly one of targetTime and targetLSN: the copy promotes itself there' }],
+  },
+);
+export type TenantRecovery = Static<typeof TenantRecovery>;
+
+export const TenantBootstrap = Type.Object(
+  { recovery: Type.Optional(TenantRecovery) },
+  { description: 'How the tenant\'s database begins; unset: initdb. Fixed at creation.', ...Immutable('bootstrap is immutable: it is fixed when the Tenant is created') },
+);
+export type TenantBootstrap = Static<typeof TenantBootstrap>;
+
 
 export const TenantSpec = Type.Object(
   {
@@ -284,6 +310,7 @@ export const TenantSpec = Type.Object(
       { default: {} },
     ),
     backup: Type.Optional(TenantBackupSpec),
+    bootstrap: Type.Optional(TenantBootstrap),
   },
   {
     required: ['safekeeperRef', 'compute'],
@@ -292,6 +319,7 @@ export const TenantSpec = Type.Object(
         rule: 'has(self.tenantId) == has(oldSelf.tenantId) && (!has(self.tenantId) || self.tenantId == oldSelf.tenantId)',
         message: 'tenantId is immutable: it cannot be added, changed or removed after creation',
       },
+      { rule: 'has(self.bootstrap) == has(oldSelf.bootstrap)', message: 'bootstrap is immutable: it cannot be added or removed after creation' },
     ],
   },
 );
@@ -365,6 +393,12 @@ export const TenantStatus = Type.Object({
         ),
       },
       { description: 'Present when spec.backup is set.' },
+    ),
+  ),
+  recoveredFrom: Type.Optional(
+    Type.Object(
+      { tenant: Type.String(), tenantId: Type.String({ pattern: HEX32_PATTERN }), timelineId: Type.String({ pattern: HEX32_PATTERN }) },
+      { required: ['tenant', 'tenantId', 'timelineId'], description: 'The recovery source as resolved when the Tenant was created (spec.bootstrap.recovery); kept when the source is later deleted.' },
     ),
   ),
   compute: Type.Optional(

@@ -35,6 +35,37 @@ export interface ComputeInputs {
   /** The image running the proposer: the Safekeeper's data-plane image. */
   dataPlaneImage: string;
   options?: SafekeeperBuildOptions;
+  /** spec.bootstrap.recovery, resolved: the restore starts an empty timeline from this source */
+  recovery?: ComputeRecovery;
+}
+
+export interface ComputeRecovery {
+  /** the source Tenant's name (its token's key in the auth Secret) */
+  tenant: string;
+  tenantId: string;
+  timelineId: string;
+  targetTime?: string;
+  targetLsn?: string;
+}
+
+/** The restore's flags for a recovery: used only while the tenant's own timeline is empty. */
+export function recoveryArgs(r: ComputeRecovery | undefined): string[] {
+  if (!r) return [];
+  return [
+    '--recover-from-tenant-id', r.tenantId,
+    '--recover-from-timeline-id', r.timelineId,
+    ...(r.targetTime ? ['--target-time', r.targetTime] : []),
+    ...(r.targetLsn ? ['--target-lsn', r.targetLsn] : []),
+  ];
+}
+
+/**
+ * The source tenant's token, when the safekeepers require one. Optional: a missing key lets the
+ * restore start and fail with the safekeepers' own words instead of a pod stuck unstartable.
+ */
+function recoveryTokenEnv(safekeeper: Safekeeper, r: ComputeRecovery | undefined): Json[] {
+  if (!r || !safekeeper.spec.auth) return [];
+  return [{ name: 'WALKEEPER_RECOVER_FROM_AUTH_TOKEN', valueFrom: { secretKeyRef: { name: safekeeper.spec.auth.secretRef.name, key: tenantTokenKey(r.tenant), optional: true } } }];
 }
 
 export const RESTORE_CONTAINER = 'restore';
@@ -53,7 +84,8 @@ export function imageMajor(image: string): number | undefined {
  * WAL instead of letting the image run initdb, which the safekeepers would refuse as another
  * system (docs/operations.md, "A compute's start on a volume that may be new"). It needs the
  * bucket, and a major version to check backups against; without either there is nothing to
- * restore from. Safekeepers behind TLS are not reached by it yet.
+ * restore from. Safekeepers behind TLS are not reached by it yet. For spec.bootstrap.recovery
+ * it starts the (still empty) timeline from the source's backup and WAL up to the target.
  */
 function restoreInitContainer(inputs: ComputeInputs, env: Json[], restricted: Json): Json | undefined {
   const { tenant, safekeeper, tenantId, timelineId, dataPlaneImage } = inputs;
@@ -69,8 +101,9 @@ function restoreInitContainer(inputs: ComputeInputs, env: Json[], restricted: Js
       '--safekeepers', safekeeperAddresses(safekeeper, inputs.options ?? defaultBuildOptions),
       '--tenant-id', tenantId,
       '--timeline-id', timelineId,
+      ...recoveryArgs(inputs.recovery),
     ],
-    env,
+    env: [...env, ...recoveryTokenEnv(safekeeper, inputs.recovery)],
     securityContext: restricted,
     volumeMounts: [
       { name: 'pgdata', mountPath: '/var/lib/postgresql/data' },
@@ -194,6 +227,7 @@ export function buildComputeStatefulSet(inputs: ComputeInputs): StatefulSetLike 
       '--listen-http',
       `0.0.0.0:${ports.proposerHttp}`,
       // a rebuilt data directory starts as a standby: the proposer takes the timeline and promotes it
+      // (a recovery's standby, beside an empty timeline, promotes itself at its target instead)
       ...(restore ? ['--promote'] : []),
     ],
     env: [

@@ -405,6 +405,77 @@ describe('Tenant reconcile', () => {
     expect(kube.store.get(`Tenant/${NS}/app`)!.metadata.finalizers).toEqual(['walkeeper.io/tenant-cleanup']);
     expect(events.events.some((e) => e.reason === 'CleanupFailed')).toBe(true);
   });
+
+  describe('spec.bootstrap.recovery', () => {
+    const copySpec = (source: string) => ({ safekeeperRef: { name: 'wal' }, compute: { enabled: true }, bootstrap: { recovery: { source: { tenantRef: { name: source } }, targetTime: '2026-01-01T00:00:00Z' } } });
+    const copyStatus = async (kube: FakeKube) => (await kube.get<KubeObject & { status: TenantStatus }>(kinds.Tenant, NS, 'copy'))!.status;
+    const computeReady = async (kube: FakeKube) => (await copyStatus(kube)).conditions!.find((c) => c.type === 'ComputeReady');
+    const runCopy = async (ctx: ControllerContext, times: number) => {
+      for (let i = 0; i < times; i++) await reconcileTenant(ctx, `${NS}/copy`);
+    };
+    async function withBucket() {
+      const env = await readyCluster();
+      const sk = env.kube.store.get(`Safekeeper/${NS}/wal`)!;
+      (sk.spec as Record<string, unknown>).remoteStorage = { url: 'file:///bucket' };
+      return env;
+    }
+
+    test('resolves the source once, persists it, and restores from it with the source\'s password', async () => {
+      const { kube, ctx, events } = await withBucket();
+      await run(ctx, 4); // the source, "app", has its ids and credentials
+      const source = await tenantStatus(kube);
+      kube.seed(kinds.Tenant, { apiVersion: 'walkeeper.io/v1alpha1', kind: 'Tenant', metadata: { name: 'copy', namespace: NS }, spec: copySpec('app') });
+      await runCopy(ctx, 5);
+      const status = await copyStatus(kube);
+      expect(status.recoveredFrom).toEqual({ tenant: 'app', tenantId: source.tenantId, timelineId: source.timelineId });
+      expect(status.timelineId).not.toBe(source.timelineId);
+      expect(events.events.filter((e) => e.reason === 'RecoverySourceResolved').map((e) => e.message)).toEqual([`recovering from Tenant app (tenant ${source.tenantId}, timeline ${source.timelineId})`]);
+      const sts = kube.store.get(`StatefulSet/${NS}/copy-compute`)!;
+      const init = (sts.spec as { template: { spec: { initContainers: { command: string[] }[] } } }).template.spec.initContainers[0];
+      expect(init.command.slice(-6)).toEqual(['--recover-from-tenant-id', source.tenantId, '--recover-from-timeline-id', source.timelineId, '--target-time', '2026-01-01T00:00:00Z']);
+      expect((kube.store.get(`Secret/${NS}/copy-credentials`)!.data as { password: string }).password).toBe((kube.store.get(`Secret/${NS}/app-credentials`)!.data as { password: string }).password);
+
+      // the source deleted later: the copy keeps where it came from, and its compute is unchanged
+      kube.store.delete(`Tenant/${NS}/app`);
+      kube.writes.length = 0;
+      await runCopy(ctx, 2);
+      expect((await copyStatus(kube)).recoveredFrom).toEqual(status.recoveredFrom);
+      expect(kube.writes.filter((w) => w.includes('StatefulSet'))).toEqual([]);
+    });
+
+    test.each([
+      ['a source that does not exist', 'nope', true, 'RecoverySourceNotFound', /Tenant nope \(the recovery source\) not found in namespace db/],
+      ['itself as the source', 'copy', true, 'RecoverySourceInvalid', /a Tenant cannot recover from itself/],
+      ['a Safekeeper without remote storage', 'app', false, 'RecoveryNeedsRemoteStorage', /Safekeeper wal has no remoteStorage/],
+    ])('%s: ComputeReady is False with the reason, and no compute is created', async (_what, source, bucket, reason, message) => {
+      const { kube, ctx } = bucket ? await withBucket() : await readyCluster();
+      await run(ctx, 4);
+      kube.seed(kinds.Tenant, { apiVersion: 'walkeeper.io/v1alpha1', kind: 'Tenant', metadata: { name: 'copy', namespace: NS }, spec: copySpec(source) });
+      await runCopy(ctx, 5);
+      expect(await computeReady(kube)).toMatchObject({ status: 'False', reason, message: expect.stringMatching(message) });
+      expect((await copyStatus(kube)).recoveredFrom).toBeUndefined();
+      expect(kube.store.has(`StatefulSet/${NS}/copy-compute`)).toBe(false);
+      expect(kube.store.has(`Secret/${NS}/copy-credentials`)).toBe(false);
+    });
+
+    test('a source that appears later is picked up', async () => {
+      const { kube, ctx } = await withBucket();
+      kube.store.delete(`Tenant/${NS}/app`);
+      kube.seed(kinds.Tenant, { apiVersion: 'walkeeper.io/v1alpha1', kind: 'Tenant', metadata: { name: 'copy', namespace: NS }, spec: copySpec('app') });
+      await runCopy(ctx, 4);
+      expect(await computeReady(kube)).toMatchObject({ reason: 'RecoverySourceNotFound' });
+      kube.seed(kinds.Tenant, { apiVersion: 'walkeeper.io/v1alpha1', kind: 'Tenant', metadata: { name: 'app', namespace: NS }, spec: { safekeeperRef: { name: 'wal' }, compute: { enabled: true } } });
+      await runCopy(ctx, 1);
+      // ids assigned, but no credentials yet: still waiting, with that reason
+      await run(ctx, 2);
+      await runCopy(ctx, 1);
+      expect(await computeReady(kube)).toMatchObject({ reason: 'RecoverySourceNotReady' });
+      await run(ctx, 2);
+      await runCopy(ctx, 3);
+      expect((await copyStatus(kube)).recoveredFrom?.tenant).toBe('app');
+      expect(kube.store.has(`StatefulSet/${NS}/copy-compute`)).toBe(true);
+    });
+  });
 });
 
 test('revision of the applied StatefulSet equals the builder revision (rollout decisions use it)', () => {

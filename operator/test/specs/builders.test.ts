@@ -217,6 +217,23 @@ describe('Tenant compute builders', () => {
     expect(container(sts, 1).command).toContain('--promote');
   });
 
+  test('a recovery (spec.bootstrap.recovery) adds the source and its target to the restore, and the source tenant\'s token when auth is on', () => {
+    const sk = safekeeper({ remoteStorage: { url: 's3://wal-bucket/prod' }, auth: { secretRef: { name: 'wal-auth' } } });
+    const recovery = { tenant: 'origin', tenantId: 'c'.repeat(32), timelineId: 'd'.repeat(32), targetTime: '2026-12-04T03:00:00Z' };
+    const sts = buildComputeStatefulSet({ ...inputs, safekeeper: sk, recovery });
+    expect(() => new StatefulSet(sts as never).validate()).not.toThrow();
+    const init = ((sts.spec.template.spec as { initContainers?: Record<string, unknown>[] }).initContainers ?? [])[0];
+    expect((init.command as string[]).slice(-6)).toEqual(['--recover-from-tenant-id', 'c'.repeat(32), '--recover-from-timeline-id', 'd'.repeat(32), '--target-time', '2026-12-04T03:00:00Z']);
+    expect(init.env).toContainEqual({ name: 'WALKEEPER_RECOVER_FROM_AUTH_TOKEN', valueFrom: { secretKeyRef: { name: 'wal-auth', key: 'tenant-token-origin', optional: true } } });
+    // the source's token goes to the restore only, never to the proposer, which writes this tenant's timeline
+    expect(JSON.stringify(container(sts, 1))).not.toContain('tenant-token-origin');
+    expect(container(sts, 1).command).toContain('--promote');
+    const byLsn = buildComputeStatefulSet({ ...inputs, safekeeper: safekeeper({ remoteStorage: { url: 's3://b/p' } }), recovery: { tenant: 'origin', tenantId: 'c'.repeat(32), timelineId: 'd'.repeat(32), targetLsn: '0/3000060' } });
+    const byLsnInit = ((byLsn.spec.template.spec as { initContainers?: Record<string, unknown>[] }).initContainers ?? [])[0];
+    expect((byLsnInit.command as string[]).slice(-2)).toEqual(['--target-lsn', '0/3000060']);
+    expect((byLsnInit.env as { name: string }[]).map((e) => e.name)).not.toContain('WALKEEPER_RECOVER_FROM_AUTH_TOKEN');
+  });
+
   test.each([
     ['no bucket', {}, 'postgres:15'],
     ['TLS to the safekeepers', { remoteStorage: { url: 's3://b/p' }, tls: { secretRef: { name: 'wal-tls' } } }, 'postgres:15'],

@@ -1,7 +1,7 @@
 // Applies (or removes) the Tenant's compute: credentials Secret (password generated once and kept),
 // Service and the PostgreSQL + proposer StatefulSet; reads the compute pod and the proposer's status.
 import type { Safekeeper, Tenant } from '../../api/schema.js';
-import { buildComputeService, buildComputeStatefulSet, buildSecret } from '../../specs/compute.js';
+import { buildComputeService, buildComputeStatefulSet, buildSecret, type ComputeRecovery } from '../../specs/compute.js';
 import { names, ports } from '../../specs/meta.js';
 import { type KubeObject, type PodLike, podReady, type SecretLike } from '../../specs/types.js';
 import { kinds } from '../../runtime/kube.js';
@@ -10,18 +10,21 @@ import { DataPlaneClient } from '../common/dataplane.js';
 import type { ControllerContext } from '../context.js';
 import type { ComputeObservation } from './status.js';
 
-async function existingPassword(ctx: ControllerContext, tenant: Tenant): Promise<string | undefined> {
-  const secret = await ctx.client.get<SecretLike>(kinds.Secret, tenant.metadata.namespace, names.computeSecret(tenant.metadata.name ?? ''));
+async function existingPassword(ctx: ControllerContext, namespace: string | undefined, tenantName: string): Promise<string | undefined> {
+  const secret = await ctx.client.get<SecretLike>(kinds.Secret, namespace, names.computeSecret(tenantName));
   const v = secret?.data?.password;
   return v ? Buffer.from(v, 'base64').toString('utf8') : undefined;
 }
 
-export async function applyCompute(ctx: ControllerContext, tenant: Tenant, sk: Safekeeper, tenantId: string, timelineId: string): Promise<void> {
-  const password = (await existingPassword(ctx, tenant)) ?? ctx.randomHex(16);
+export async function applyCompute(ctx: ControllerContext, tenant: Tenant, sk: Safekeeper, tenantId: string, timelineId: string, recovery?: ComputeRecovery): Promise<void> {
+  const ns = tenant.metadata.namespace;
+  // A recovered database has the source's roles: its first password is the source's.
+  const password =
+    (await existingPassword(ctx, ns, tenant.metadata.name ?? '')) ?? (recovery ? await existingPassword(ctx, ns, recovery.tenant) : undefined) ?? ctx.randomHex(16);
   const desired: KubeObject[] = [
     buildSecret(tenant, password, ctx.options.clusterDomain),
     buildComputeService(tenant),
-    buildComputeStatefulSet({ tenant, safekeeper: sk, tenantId, timelineId, dataPlaneImage: sk.spec.image, options: { clusterDomain: ctx.options.clusterDomain } }),
+    buildComputeStatefulSet({ tenant, safekeeper: sk, tenantId, timelineId, dataPlaneImage: sk.spec.image, options: { clusterDomain: ctx.options.clusterDomain }, recovery }),
   ];
   for (const obj of desired) {
     const out = await applyChild(ctx.client, obj, ctx.log);

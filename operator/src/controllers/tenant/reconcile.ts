@@ -1,11 +1,13 @@
-// The Tenant reconcile loop: finalizer, ids generated once and persisted before use, registration on
-// every member, compute, and status from observations (written only when it changed).
+// The Tenant reconcile loop: finalizer, ids generated once and persisted before use (so is a
+// recovery's source), registration on every member, compute, and status from observations
+// (written only when it changed).
 import { TENANT_FINALIZER, type Safekeeper, type Tenant, type TenantStatus } from '../../api/schema.js';
 import { validateResource } from '../../api/validation.js';
 import { majority } from '../../rollout/planner.js';
 import { formatLsn, parseLsn } from '../../lsn.js';
 import { isConflict, kinds, splitKey } from '../../runtime/kube.js';
 import type { ReconcileResult } from '../../runtime/queue.js';
+import type { ComputeRecovery } from '../../specs/compute.js';
 import type { KubeObject } from '../../specs/types.js';
 import { writeStatusIfChanged } from '../common/apply.js';
 import type { ControllerContext } from '../context.js';
@@ -13,6 +15,7 @@ import { listMemberPods } from '../safekeeper/observe.js';
 import { applyCompute, observeCompute, removeCompute } from './apply.js';
 import { reconcileBackups } from './backup.js';
 import { finalizeTenant } from './delete.js';
+import { computeRecovery, isProblem, resolveRecoverySource, type RecoveryProblem } from './recovery.js';
 import { registerOnMembers, type TenantMemberReport } from './register.js';
 import { computeTenantStatus } from './status.js';
 
@@ -61,6 +64,18 @@ export async function reconcileTenant(ctx: ControllerContext, key: string): Prom
       return { requeueAfterMs: 15_000 };
     }
     const sk = validateResource<Safekeeper>('Safekeeper', skFound).value;
+    let recovery: ComputeRecovery | undefined;
+    let computeProblem: RecoveryProblem | undefined;
+    if (tenant.spec.bootstrap?.recovery) {
+      const from = tenant.status?.recoveredFrom ?? (await resolveRecoverySource(ctx, tenant, sk));
+      if (isProblem(from)) computeProblem = from;
+      else if (!tenant.status?.recoveredFrom) {
+        // Persisted before the compute uses it, as the ids are: every later restore reads the same source.
+        await ctx.client.replaceStatus(kinds.Tenant, { ...found, status: { ...(tenant.status ?? {}), recoveredFrom: from } });
+        ctx.events.record(owner, 'Normal', 'RecoverySourceResolved', `recovering from Tenant ${from.tenant} (tenant ${from.tenantId}, timeline ${from.timelineId})`);
+        return { requeueAfterMs: 0 };
+      } else recovery = computeRecovery(tenant, from);
+    }
     const pods = await listMemberPods(ctx, sk);
     const members: TenantMemberReport[] = await registerOnMembers(ctx, sk, pods, tenantId, timelineId);
     // One Event per pass, not one per member: at hundreds of tenants the Events are most of the writes.
@@ -70,7 +85,7 @@ export async function reconcileTenant(ctx: ControllerContext, key: string): Prom
 
     if (tenant.spec.compute.enabled) {
       // The proposer can only push to a tenant that exists on a majority.
-      if (registered >= majority(sk.spec.replicas)) await applyCompute(ctx, tenant, sk, tenantId, timelineId);
+      if (registered >= majority(sk.spec.replicas) && !computeProblem) await applyCompute(ctx, tenant, sk, tenantId, timelineId, recovery);
     } else {
       await removeCompute(ctx, tenant);
     }
@@ -78,11 +93,12 @@ export async function reconcileTenant(ctx: ControllerContext, key: string): Prom
     const backup = await reconcileBackups(ctx, found as unknown as Tenant & KubeObject, tenant, sk, compute, lowestBackupLsn(members));
     const status = computeTenantStatus({
       tenant, tenantId, timelineId, size: sk.spec.replicas, members, compute, lagThresholdBytes: ctx.options.lagThresholdBytes, now,
-      offloadEnabled: sk.spec.remoteStorage !== undefined, backup: backup?.status,
+      offloadEnabled: sk.spec.remoteStorage !== undefined, backup: backup?.status, computeProblem,
     });
     await writeStatusIfChanged(ctx.client, backup?.wroteStatus ? await refetch(ctx, found) : found, status);
 
     if (registered < sk.spec.replicas || backup?.busy) return { requeueAfterMs: 5000 };
+    if (computeProblem) return { requeueAfterMs: 15_000 };
     if (backup?.status.nextScheduleTime) {
       const untilNext = Date.parse(backup.status.nextScheduleTime) - ctx.now().getTime();
       return { requeueAfterMs: Math.max(1000, Math.min(untilNext, ctx.options.pollIntervalMs, 15_000)) };

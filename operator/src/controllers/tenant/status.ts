@@ -34,6 +34,8 @@ export interface TenantStatusInputs {
   backup?: NonNullable<TenantStatus['backup']>;
   /** Why nothing could be registered (e.g. the Safekeeper does not exist). */
   problem?: { reason: string; message: string };
+  /** Why the compute is not applied (e.g. a recovery source that cannot be used). */
+  computeProblem?: { reason: string; message: string };
 }
 
 const clampNumber = (v: bigint) => (v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v));
@@ -86,6 +88,8 @@ export function computeTenantStatus(input: TenantStatusInputs): TenantStatus {
   let computeReady = false;
   if (!compute.enabled) {
     conditions.push({ type: 'ComputeReady', status: 'False', reason: 'ComputeDisabled', message: 'spec.compute.enabled is false' });
+  } else if (input.computeProblem) {
+    conditions.push({ type: 'ComputeReady', status: 'False', reason: input.computeProblem.reason, message: input.computeProblem.message });
   } else if (!compute.podReady) {
     conditions.push({ type: 'ComputeReady', status: 'False', reason: 'ComputeStarting', message: 'the PostgreSQL pod is not ready' });
   } else if (compute.proposer?.state !== 'streaming') {
@@ -116,6 +120,8 @@ export function computeTenantStatus(input: TenantStatusInputs): TenantStatus {
     ...(members.some((m) => m.timeline) || compute.proposer?.commit_lsn ? { commitLsn: formatLsn(commit) } : {}),
     ...(offload ? { offload } : {}),
     ...(input.backup ? { backup: input.backup } : {}),
+    // resolved once (recovery.ts) and never recomputed
+    ...(tenant.status?.recoveredFrom ? { recoveredFrom: tenant.status.recoveredFrom } : {}),
     members: memberStatus,
     quorum: { members: size, caughtUp, healthy },
     compute: {
